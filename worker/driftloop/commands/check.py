@@ -1,0 +1,52 @@
+"""`driftloop check`: evaluate drift now and print the report (the seed's run_pipeline.py)."""
+
+from __future__ import annotations
+
+import time
+
+import click
+
+from driftloop import report
+from driftloop.client import Client, connect
+
+
+def _run_once(client: Client, as_json: bool, act: bool) -> None:
+    events = client.evaluate()
+    status = client.status()
+    click.echo(report.to_json(status, events) if as_json else report.format_report(status, events))
+    if act:
+        from driftloop.worker import run_once
+        from driftloop.worker.config import load_config
+
+        processed = run_once(client.url, load_config())
+        if not as_json:
+            click.echo(f"Actions taken: {sum(len(p.actions) for p in processed)}")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option(
+    "--continuous",
+    "minutes",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Repeat every MINUTES until Ctrl+C.",
+)
+@click.option(
+    "--act/--no-act",
+    default=None,
+    help="Also run the worker's actions on pending events (default: on with --continuous).",
+)
+def check(as_json: bool, minutes: float | None, act: bool | None) -> None:
+    """Evaluate drift now, raise events for new drifts, print the report."""
+    run_actions = act if act is not None else minutes is not None
+    with connect(min_size=1, max_size=2) as client:
+        if minutes is None:
+            _run_once(client, as_json, run_actions)
+            return
+        try:
+            while True:
+                _run_once(client, as_json, run_actions)
+                time.sleep(minutes * 60)
+        except KeyboardInterrupt:
+            click.echo("stopped", err=True)

