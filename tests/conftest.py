@@ -15,15 +15,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from driftloop.database import with_dbname
 
 TEMPLATE = f"driftloop_template_{os.getpid()}"
-
-
-def _with_dbname(url: str, dbname: str) -> str:
-    params = conninfo_to_dict(url)
-    params["dbname"] = dbname
-    return make_conninfo("", **params)
 
 
 @pytest.fixture(scope="session")
@@ -51,7 +45,7 @@ def template_url(server_url: str) -> Iterator[str]:
     with psycopg.connect(server_url, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE}"')
         conn.execute(f'CREATE DATABASE "{TEMPLATE}"')
-    url = _with_dbname(server_url, TEMPLATE)
+    url = with_dbname(server_url, TEMPLATE)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
     migrations.upgrade(url)
@@ -79,7 +73,7 @@ def _drop_database(server_url: str, name: str) -> None:
 def db_url(server_url: str, template_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh, migrated database of its own for one test; DATABASE_URL points at it."""
     name = _fresh_database(server_url, TEMPLATE)
-    url = _with_dbname(server_url, name)
+    url = with_dbname(server_url, name)
     monkeypatch.setenv("DATABASE_URL", url)
     yield url
     _drop_database(server_url, name)
@@ -89,7 +83,7 @@ def db_url(server_url: str, template_url: str, monkeypatch: pytest.MonkeyPatch) 
 def empty_db_url(server_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A fresh database with nothing in it (migration tests)."""
     name = _fresh_database(server_url, None)
-    url = _with_dbname(server_url, name)
+    url = with_dbname(server_url, name)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
     monkeypatch.setenv("DATABASE_URL", url)

@@ -282,10 +282,11 @@ COMMENT ON COLUMN drift.interaction_rollup_delta.quality_ok IS 'See drift.intera
 COMMENT ON COLUMN drift.interaction_rollup_delta.latency_sum IS 'See drift.interaction_rollup.';
 COMMENT ON COLUMN drift.interaction_rollup_delta.latency_n IS 'See drift.interaction_rollup.';
 
+-- No SET search_path here: it would stop the planner from inlining this per-row call
+-- (date_bin lives in pg_catalog, which is always searched first).
 CREATE FUNCTION drift.bucket_of(p_at timestamptz, p_width interval) RETURNS timestamptz
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog
-AS $$ SELECT date_bin(p_width, p_at, timestamptz '2000-01-01 00:00:00+00') $$;
+AS $$ SELECT pg_catalog.date_bin(p_width, p_at, timestamptz '2000-01-01 00:00:00+00') $$;
 COMMENT ON FUNCTION drift.bucket_of(timestamptz, interval) IS 'Start of the rollup bucket holding a timestamp.';
 
 -- ---------------------------------------------------------------------------------------------
@@ -471,51 +472,117 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION drift.evaluate_due(text[]) IS 'Called by the log triggers: evaluates the given models at now() if their evaluate_interval has passed, at most once per interval, without ever waiting on another writer.';
 
+CREATE FUNCTION drift.check_embedding_models(p_models text[], p_lo integer[], p_hi integer[],
+    OUT due text[], OUT bad_model text, OUT model_dims integer)
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    i integer;
+    m drift.models;
+BEGIN
+    due := '{}';
+    FOR i IN 1 .. coalesce(cardinality(p_models), 0) LOOP
+        m := drift.register_model(p_models[i]);
+        IF m.embedding_dims IS NULL THEN
+            -- The first embeddings of a model fix its dimension (once; later statements only read).
+            UPDATE drift.models SET embedding_dims = p_lo[i] WHERE model = p_models[i] AND embedding_dims IS NULL;
+            SELECT * INTO m FROM drift.models WHERE model = p_models[i];
+        END IF;
+        IF p_lo[i] <> m.embedding_dims OR p_hi[i] <> m.embedding_dims THEN
+            bad_model := p_models[i];
+            model_dims := m.embedding_dims;
+            RETURN;
+        END IF;
+        IF m.auto_evaluate AND m.next_evaluation_at <= clock_timestamp() THEN
+            due := due || m.model;
+        END IF;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION drift.check_embedding_models(text[], integer[], integer[]) IS 'For the embedding insert trigger: registers the models of a statement, fixes or checks their dimension, and lists those due for evaluation (internal).';
+
+CREATE FUNCTION drift.flush_staged_embeddings() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, extensions
+AS $$
+BEGIN
+    INSERT INTO drift.embedding_rollup_delta (model, bucket, n, vec_sum, sq_sum)
+    SELECT e.model, drift.bucket_of(e.created_at, drift.setting('bucket_width')::interval), count(*),
+        sum(e.embedding), sum(e.embedding * e.embedding)
+    FROM pg_temp.drift_staged_embeddings s JOIN drift.embeddings_log e ON e.id = s.id
+    GROUP BY 1, 2;
+    DELETE FROM pg_temp.drift_staged_embeddings;
+    -- Under SET CONSTRAINTS IMMEDIATE this runs before commit: later statements stage anew.
+    PERFORM set_config('drift.staging_xact', '', true);
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION drift.flush_staged_embeddings() IS 'Deferred to commit: folds the embeddings staged by small statements of the transaction into one rollup delta per model and bucket.';
+
 CREATE FUNCTION drift.embeddings_log_after_insert() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public, extensions
 AS $$
 DECLARE
-    width interval := drift.setting('bucket_width')::interval;
-    stmt record;
-    m drift.models;
+    xact text := pg_current_xact_id()::text;
+    width interval;
+    few record;
+    agg record;
+    checked record;
     bad record;
-    due text[] := '{}';
 BEGIN
-    FOR stmt IN
-        SELECT n.model, min(vector_dims(n.embedding)) AS lo, max(vector_dims(n.embedding)) AS hi
-        FROM new_rows n GROUP BY n.model
-    LOOP
-        m := drift.register_model(stmt.model);
-        IF m.embedding_dims IS NULL THEN
-            -- The first embeddings of a model fix its dimension (once; later statements only read).
-            UPDATE drift.models SET embedding_dims = stmt.lo WHERE model = stmt.model AND embedding_dims IS NULL;
-            SELECT * INTO m FROM drift.models WHERE model = stmt.model;
+    -- Many small statements in one transaction (an app inserting row by row): appending a
+    -- delta per statement would write two vectors per row. Instead, once this transaction has
+    -- checked the model and its dimension, small statements of that model only stage their
+    -- ids in a temp table (no WAL), folded into one delta per bucket at commit.
+    IF current_setting('drift.embeddings_xact', true) = xact THEN
+        SELECT count(*) AS n, min(f.model) AS model, max(f.model) AS model_hi,
+               min(vector_dims(f.embedding)) AS lo, max(vector_dims(f.embedding)) AS hi
+        INTO few FROM (SELECT n.model, n.embedding FROM new_rows n LIMIT 17) f;
+        IF few.n <= 16 AND few.model = few.model_hi AND few.lo = few.hi
+           AND current_setting('drift.embeddings_checked', true) = few.model || '|' || few.lo THEN
+            IF current_setting('drift.staging_xact', true) IS DISTINCT FROM xact THEN
+                IF to_regclass('pg_temp.drift_staged_embeddings') IS NULL THEN
+                    CREATE TEMP TABLE drift_staged_embeddings (id bigint NOT NULL) ON COMMIT DELETE ROWS;
+                    CREATE TEMP TABLE drift_staged_flush (flush boolean) ON COMMIT DELETE ROWS;
+                    CREATE CONSTRAINT TRIGGER drift_staged_flush AFTER INSERT ON pg_temp.drift_staged_flush
+                        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION drift.flush_staged_embeddings();
+                END IF;
+                INSERT INTO pg_temp.drift_staged_flush VALUES (true);
+                PERFORM set_config('drift.staging_xact', xact, true);
+            END IF;
+            INSERT INTO pg_temp.drift_staged_embeddings SELECT n.id FROM new_rows n;
+            RETURN NULL;
         END IF;
-        IF stmt.lo <> m.embedding_dims OR stmt.hi <> m.embedding_dims THEN
-            SELECT n.id, vector_dims(n.embedding) AS dims INTO bad FROM new_rows n
-            WHERE n.model = stmt.model AND vector_dims(n.embedding) <> m.embedding_dims ORDER BY n.id LIMIT 1;
-            RAISE EXCEPTION 'embeddings_log row id=%: field embedding has % dimensions but model % uses %',
-                bad.id, bad.dims, quote_literal(stmt.model), m.embedding_dims
-                USING ERRCODE = 'data_exception',
-                      HINT = 'All embeddings of a model share one dimension; log another embedding model under another model name.';
-        END IF;
-        IF m.auto_evaluate AND m.next_evaluation_at <= clock_timestamp() THEN
-            due := due || stmt.model;
-        END IF;
-    END LOOP;
+    END IF;
 
+    width := drift.setting('bucket_width')::interval;
+    -- One pass over the statement's rows: aggregates and dimension bounds together.
+    SELECT array_agg(a.model) AS models, array_agg(a.bucket) AS buckets, array_agg(a.n) AS ns,
+           array_agg(a.vs) AS vs, array_agg(a.ss) AS ss, array_agg(a.lo) AS lo, array_agg(a.hi) AS hi
+    INTO agg
+    FROM (SELECT n.model, drift.bucket_of(n.created_at, width) AS bucket, count(*) AS n,
+                 sum(n.embedding) AS vs, sum(n.embedding * n.embedding) AS ss,
+                 min(vector_dims(n.embedding)) AS lo, max(vector_dims(n.embedding)) AS hi
+          FROM new_rows n GROUP BY 1, 2) a;
+    checked := drift.check_embedding_models(agg.models, agg.lo, agg.hi);
+    IF checked.bad_model IS NOT NULL THEN
+        SELECT n.id, vector_dims(n.embedding) AS dims INTO bad FROM new_rows n
+        WHERE n.model = checked.bad_model AND vector_dims(n.embedding) <> checked.model_dims ORDER BY n.id LIMIT 1;
+        RAISE EXCEPTION 'embeddings_log row id=%: field embedding has % dimensions but model % uses %',
+            bad.id, bad.dims, quote_literal(checked.bad_model), checked.model_dims
+            USING ERRCODE = 'data_exception',
+                  HINT = 'All embeddings of a model share one dimension; log another embedding model under another model name.';
+    END IF;
     INSERT INTO drift.embedding_rollup_delta (model, bucket, n, vec_sum, sq_sum)
-    SELECT n.model, drift.bucket_of(n.created_at, width), count(*), sum(n.embedding), sum(n.embedding * n.embedding)
-    FROM new_rows n
-    GROUP BY 1, 2;
-
-    IF cardinality(due) > 0 THEN
-        PERFORM drift.evaluate_due(due);
+    SELECT * FROM unnest(agg.models, agg.buckets, agg.ns, agg.vs, agg.ss);
+    PERFORM set_config('drift.embeddings_xact', xact, true);
+    PERFORM set_config('drift.embeddings_checked', agg.models[1] || '|' || agg.lo[1], true);
+    IF cardinality(checked.due) > 0 THEN
+        PERFORM drift.evaluate_due(checked.due);
     END IF;
     RETURN NULL;
 END $$;
-COMMENT ON FUNCTION drift.embeddings_log_after_insert() IS 'Statement trigger on embeddings_log: checks dimensions, registers models, appends rollup deltas, evaluates due models.';
+COMMENT ON FUNCTION drift.embeddings_log_after_insert() IS 'Statement trigger on embeddings_log: checks dimensions, registers models, appends rollup deltas (or stages small statements until commit), evaluates due models.';
 CREATE TRIGGER embeddings_log_rollup AFTER INSERT ON drift.embeddings_log
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION drift.embeddings_log_after_insert();
 

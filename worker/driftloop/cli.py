@@ -8,6 +8,8 @@ import click
 
 from driftloop.commands.check import check
 from driftloop.commands.db import baseline, config, db
+from driftloop.commands.simulate import demo, simulate
+from driftloop.commands.worker import events, metrics, prompt, worker
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,3 +24,9 @@ main.add_command(db)
 main.add_command(config)
 main.add_command(baseline)
 main.add_command(check)
+main.add_command(worker)
+main.add_command(metrics)
+main.add_command(events)
+main.add_command(prompt)
+main.add_command(simulate)
+main.add_command(demo)

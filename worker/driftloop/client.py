@@ -39,6 +39,8 @@ class Client:
 
     def __init__(self, url: str, *, min_size: int = 1, max_size: int = 4) -> None:
         self.url = url
+        # A model's embedding dimension never changes once set: cache it, saving a round trip a batch.
+        self._dims: dict[str, int] = {}
         self.pool = ConnectionPool(
             url, min_size=min_size, max_size=max_size, configure=configure_connection, open=True
         )
@@ -178,7 +180,8 @@ class Client:
                     f"WITH ins AS (INSERT INTO drift.interaction_log ({columns}) VALUES ({placeholders})"
                     " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id)"
                     " SELECT id FROM ins UNION ALL"
-                    " SELECT id FROM drift.interaction_log WHERE idempotency_key = %s AND NOT EXISTS (SELECT 1 FROM ins)",
+                    " SELECT id FROM drift.interaction_log"
+                    " WHERE idempotency_key = %s AND NOT EXISTS (SELECT 1 FROM ins)",
                     [_copy_value(c, row[c]) for c in INTERACTION_COLUMNS] + [row["idempotency_key"]],
                 )
                 found = cur.fetchone()
@@ -186,12 +189,15 @@ class Client:
                 ids.append(found[0])
         return ids
 
-    @staticmethod
     def _embedding_matrix(
-        conn: psycopg.Connection[Any], model: str, array: Any, first_row: int = 0
+        self, conn: psycopg.Connection[Any], model: str, array: Any, first_row: int = 0
     ) -> np.ndarray:
-        row = conn.execute("SELECT embedding_dims FROM drift.models WHERE model = %s", (model,)).fetchone()
-        return validation.embedding_matrix(array, expected_dims=row[0] if row else None, first_row=first_row)
+        dims = self._dims.get(model)
+        if dims is None:
+            row = conn.execute("SELECT embedding_dims FROM drift.models WHERE model = %s", (model,)).fetchone()
+            if row and row[0] is not None:
+                dims = self._dims[model] = row[0]
+        return validation.embedding_matrix(array, expected_dims=dims, first_row=first_row)
 
     @staticmethod
     def _copy_embeddings(

@@ -11,9 +11,11 @@ import logging
 from functools import cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import psycopg
 from pgvector.psycopg import register_vector
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from driftloop.settings import driftloop_home, env
 
@@ -68,17 +70,25 @@ def database_url() -> str:
     return settings_url() or str(embedded_server().get_uri())
 
 
-def sqlalchemy_url(url: str) -> str:
-    """The same database as a SQLAlchemy URL on the psycopg 3 driver."""
-    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix) :]
-    raise ValueError(f"not a PostgreSQL URL: {url!r}")
+def with_dbname(url: str, dbname: str) -> str:
+    """The same server, another database: a `postgresql://` URL (or a key=value DSN) in kind."""
+    if "://" not in url:
+        params = conninfo_to_dict(url)
+        params["dbname"] = dbname
+        return make_conninfo("", **params)
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + quote(dbname)))
 
 
 def configure_connection(conn: psycopg.Connection[Any]) -> None:
-    """Per-connection setup shared by the SDK pool and the worker: the pgvector adapters."""
+    """Per-connection setup shared by the SDK pool and the worker: the pgvector adapters.
+
+    work_mem is raised so a 1,000-row batch of 1536-d embeddings (6 MB) stays in memory in
+    the insert trigger's transition table instead of spilling to a temp file.
+    """
     register_vector(conn)
+    conn.execute("SET work_mem = '32MB'")
+    conn.commit()
 
 
 def connect(url: str | None = None, **kwargs: Any) -> psycopg.Connection[Any]:

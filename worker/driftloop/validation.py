@@ -102,7 +102,8 @@ def _timestamp(value: Any, row: int | None, field: str) -> datetime | None:
 def embedding_matrix(array: Any, *, expected_dims: int | None, first_row: int = 0) -> np.ndarray:
     """A 2-D float32 matrix of finite values with the model's dimension, or InputError."""
     try:
-        matrix = np.asarray(array, dtype=np.float64)
+        with np.errstate(over="ignore"):  # overflow to inf is reported below, per row
+            matrix = np.asarray(array, dtype=np.float32)
     except (TypeError, ValueError) as exc:
         raise InputError(f"embeddings must be numeric: {exc}", field="embedding") from None
     if matrix.ndim == 1:
@@ -111,22 +112,20 @@ def embedding_matrix(array: Any, *, expected_dims: int | None, first_row: int = 
         raise InputError(f"embeddings must be a 2-D array (rows x dims), got shape {matrix.shape}", field="embedding")
     if matrix.shape[1] > MAX_EMBEDDING_DIMS:
         raise InputError(f"{matrix.shape[1]} dimensions; pgvector's limit is {MAX_EMBEDDING_DIMS}", field="embedding")
-    bad = ~np.isfinite(matrix).all(axis=1)
-    if bad.any():
-        row = int(np.argmax(bad))
-        value = matrix[row][~np.isfinite(matrix[row])][0]
-        raise InputError(f"contains {value} (NaN and infinity are not allowed)", row=first_row + row, field="embedding")
-    too_big = np.abs(matrix) > np.finfo(np.float32).max
-    if too_big.any():
-        row = int(np.argmax(too_big.any(axis=1)))
-        raise InputError("has a value beyond float32 range", row=first_row + row, field="embedding")
     if expected_dims is not None and matrix.shape[1] != expected_dims:
         raise InputError(
             f"has {matrix.shape[1]} dimensions but this model's embeddings have {expected_dims}",
             row=first_row,
             field="embedding",
         )
-    return matrix.astype(np.float32)
+    bad_rows = ~np.isfinite(matrix).all(axis=1)
+    if bad_rows.any():
+        row = int(np.argmax(bad_rows))
+        original = np.asarray(array, dtype=np.float64).reshape(matrix.shape)[row]
+        value = original[~np.isfinite(matrix[row])][0]
+        what = f"{value:g}, beyond float32 range" if np.isfinite(value) else str(value)
+        raise InputError(f"contains {what} (NaN and infinity are not allowed)", row=first_row + row, field="embedding")
+    return matrix
 
 
 def interaction_row(raw: Any, row: int) -> dict[str, Any]:
