@@ -12,12 +12,12 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-import driftloop
 import numpy as np
 import psycopg
-from driftloop.database import connect
 
+import driftloop
 from bench.common import compare, emit, fresh_database
+from driftloop.database import connect
 
 RAW = "public.raw_embeddings"
 START = datetime(2026, 1, 1, tzinfo=UTC)

@@ -8,6 +8,7 @@ worker or psql) reuse it; ``driftloop db stop`` stops it.
 from __future__ import annotations
 
 import logging
+import warnings
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,10 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from driftloop.settings import driftloop_home, env
 
 log = logging.getLogger(__name__)
+
+# Headless machines have no XDG_RUNTIME_DIR; the embedded server's fallback is fine, and the
+# warning (also raised at exit) would only confuse CLI users.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 
 def pgdata_dir() -> Path:

@@ -101,3 +101,25 @@ def schema_script() -> str:
     parts.append(f"INSERT INTO drift.alembic_version (version_num) VALUES ('{revisions[-1]}');")
     parts.append("COMMIT;\n")
     return "\n".join(parts)
+
+
+def ensure_schema(url: str | None = None) -> None:
+    """Make sure the schema is at head before a command uses it.
+
+    The embedded database is driftloop's own, so it is upgraded on the spot; a database named
+    by DATABASE_URL is the user's, so they are told to run the migration themselves.
+    """
+    from driftloop.database import settings_url
+    from driftloop.errors import DriftloopError
+
+    url = url or database_url()
+    head = revisions_in_order()[-1]
+    current = current_revision(url)
+    if current == head:
+        return
+    if settings_url() is None:
+        upgrade(url)
+        return
+    raise DriftloopError(
+        f"the database is at revision {current or 'none'}, driftloop needs {head}: run `driftloop db upgrade`"
+    )

@@ -6,8 +6,9 @@ import time
 
 import click
 
-from driftloop import report
+from driftloop import migrations, report
 from driftloop.client import Client, connect
+from driftloop.errors import DriftloopError
 
 
 def _run_once(client: Client, as_json: bool, act: bool) -> None:
@@ -40,6 +41,10 @@ def _run_once(client: Client, as_json: bool, act: bool) -> None:
 def check(as_json: bool, minutes: float | None, act: bool | None) -> None:
     """Evaluate drift now, raise events for new drifts, print the report."""
     run_actions = act if act is not None else minutes is not None
+    try:
+        migrations.ensure_schema()
+    except DriftloopError as exc:
+        raise click.ClickException(str(exc)) from None
     with connect(min_size=1, max_size=2) as client:
         if minutes is None:
             _run_once(client, as_json, run_actions)
