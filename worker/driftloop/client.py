@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,10 +20,11 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
-from driftloop import validation
+from driftloop import named_sql, validation
 from driftloop.database import configure_connection, database_url
 from driftloop.errors import InputError
 
+# Column order of the copy_interactions query in client.sql, with binary COPY types.
 INTERACTION_COLUMNS = (
     "id", "created_at", "model", "model_version", "prompt", "response", "is_refusal", "toxicity",
     "feedback", "correct", "latency_ms", "metadata", "idempotency_key",
@@ -32,6 +34,11 @@ INTERACTION_TYPES = (
     "int2", "bool", "float4", "jsonb", "text",
 )  # fmt: skip
 DRIFT_KINDS = ("embedding", "behavior", "accuracy")
+QUERIES = Path(__file__).with_name("client.sql")
+
+
+def sql(name: str) -> str:
+    return named_sql.query(QUERIES, name)
 
 
 class Client:
@@ -123,20 +130,14 @@ class Client:
         """Set the reference window of a model (all drift kinds by default); returns the baselines."""
         with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
-            cur.execute(
-                "SELECT model, kind, starts, ends, n, quality_n FROM drift.set_baseline(%s, %s, %s, %s)",
-                (model, starts, ends, list(kinds)),
-            )
+            cur.execute(sql("set_baseline"), {"model": model, "starts": starts, "ends": ends, "kinds": list(kinds)})
             return cur.fetchall()
 
     def evaluate(self, as_of: datetime | None = None) -> list[dict[str, Any]]:
         """Evaluate every model now (or at `as_of`); returns the drift events raised."""
         with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
-            if as_of is None:
-                cur.execute("SELECT * FROM drift.evaluate()")
-            else:
-                cur.execute("SELECT * FROM drift.evaluate(%s)", (as_of,))
+            cur.execute(sql("evaluate"), {"as_of": as_of})
             return cur.fetchall()
 
     def status(self, as_of: datetime | None = None) -> list[dict[str, Any]]:
@@ -144,26 +145,21 @@ class Client:
         with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
             if as_of is None:
-                cur.execute("SELECT * FROM drift.drift_status ORDER BY model, kind, metric")
+                cur.execute(sql("status"))
             else:
-                cur.execute("SELECT * FROM drift.drift_report(%s) ORDER BY model, kind, metric", (as_of,))
+                cur.execute(sql("report_at"), {"as_of": as_of})
             return cur.fetchall()
 
     # -- internals -------------------------------------------------------------------------
     @staticmethod
     def _allocate_ids(conn: psycopg.Connection[Any], count: int) -> tuple[datetime, list[int]]:
-        row = conn.execute(
-            "SELECT now(), array(SELECT nextval(pg_get_serial_sequence('drift.interaction_log', 'id'))"
-            " FROM generate_series(1, %s))",
-            (count,),
-        ).fetchone()
+        row = conn.execute(sql("allocate_interaction_ids"), {"count": count}).fetchone()
         assert row is not None
         return row[0], list(row[1])
 
     @staticmethod
     def _copy_interactions(conn: psycopg.Connection[Any], rows: list[dict[str, Any]]) -> None:
-        sql = f"COPY drift.interaction_log ({', '.join(INTERACTION_COLUMNS)}) FROM STDIN WITH (FORMAT BINARY)"
-        with conn.cursor().copy(sql) as copy:
+        with conn.cursor().copy(sql("copy_interactions")) as copy:
             copy.set_types(list(INTERACTION_TYPES))
             for row in rows:
                 copy.write_row([_copy_value(c, row[c]) for c in INTERACTION_COLUMNS])
@@ -171,18 +167,11 @@ class Client:
     @staticmethod
     def _insert_idempotent(conn: psycopg.Connection[Any], rows: list[dict[str, Any]]) -> list[int]:
         """Row-by-row INSERT .. ON CONFLICT for batches with idempotency keys (pipelined)."""
-        columns = ", ".join(INTERACTION_COLUMNS)
-        placeholders = ", ".join(["%s"] * len(INTERACTION_COLUMNS))
         ids: list[int] = []
         with conn.cursor() as cur:
             for row in rows:
                 cur.execute(
-                    f"WITH ins AS (INSERT INTO drift.interaction_log ({columns}) VALUES ({placeholders})"
-                    " ON CONFLICT (idempotency_key) DO NOTHING RETURNING id)"
-                    " SELECT id FROM ins UNION ALL"
-                    " SELECT id FROM drift.interaction_log"
-                    " WHERE idempotency_key = %s AND NOT EXISTS (SELECT 1 FROM ins)",
-                    [_copy_value(c, row[c]) for c in INTERACTION_COLUMNS] + [row["idempotency_key"]],
+                    sql("insert_interaction_idempotent"), {c: _copy_value(c, row[c]) for c in INTERACTION_COLUMNS}
                 )
                 found = cur.fetchone()
                 assert found is not None
@@ -194,7 +183,7 @@ class Client:
     ) -> np.ndarray:
         dims = self._dims.get(model)
         if dims is None:
-            row = conn.execute("SELECT embedding_dims FROM drift.models WHERE model = %s", (model,)).fetchone()
+            row = conn.execute(sql("model_dims"), {"model": model}).fetchone()
             if row and row[0] is not None:
                 dims = self._dims[model] = row[0]
         return validation.embedding_matrix(array, expected_dims=dims, first_row=first_row)
@@ -208,10 +197,8 @@ class Client:
         interaction_ids: Sequence[int] | None,
     ) -> None:
         with_time = stamps[0] is not None if len(stamps) else False
-        columns = ["model", "interaction_id", "embedding"] + (["created_at"] if with_time else [])
         types = ["text", "int8", "vector"] + (["timestamptz"] if with_time else [])
-        sql = f"COPY drift.embeddings_log ({', '.join(columns)}) FROM STDIN WITH (FORMAT BINARY)"
-        with conn.cursor().copy(sql) as copy:
+        with conn.cursor().copy(sql("copy_embeddings_at" if with_time else "copy_embeddings")) as copy:
             copy.set_types(types)
             for i, vector in enumerate(matrix):
                 iid = interaction_ids[i] if interaction_ids is not None else None
@@ -219,13 +206,7 @@ class Client:
 
 
 def _copy_value(column: str, value: Any) -> Any:
-    return Jsonb(_json_loads(value)) if column == "metadata" and value is not None else value
-
-
-def _json_loads(text: str) -> Any:
-    import json
-
-    return json.loads(text)
+    return Jsonb(value) if column == "metadata" and value is not None else value
 
 
 def connect(database_url_: str | None = None, **pool_options: Any) -> Client:

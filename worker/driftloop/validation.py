@@ -129,7 +129,7 @@ def embedding_matrix(array: Any, *, expected_dims: int | None, first_row: int = 
 
 
 def interaction_row(raw: Any, row: int) -> dict[str, Any]:
-    """One interaction dict, checked and normalised (metadata serialised to JSON text)."""
+    """One interaction dict, checked and normalised."""
     if not isinstance(raw, Mapping):
         raise InputError(f"must be an object/dict, got {type(raw).__name__}", row=row)
     unknown = sorted(set(raw) - INTERACTION_FIELDS)
@@ -155,7 +155,7 @@ def interaction_row(raw: Any, row: int) -> dict[str, Any]:
     return out
 
 
-def _metadata(value: Any, row: int) -> str | None:
+def _metadata(value: Any, row: int) -> Any:
     if value is None:
         return None
     try:
@@ -163,7 +163,7 @@ def _metadata(value: Any, row: int) -> str | None:
     except (TypeError, ValueError) as exc:
         raise InputError(f"must be JSON-serialisable without NaN/inf: {exc}", row=row, field="metadata") from None
     _text(text, row, "metadata", MAX_METADATA_BYTES)
-    return text
+    return value
 
 
 def interaction_rows(rows: Iterable[Any]) -> tuple[list[dict[str, Any]], list[tuple[int, Any]]]:
