@@ -92,7 +92,8 @@ def run(dims: int, rows: int, batch: int, single: int, writers: int, repeats: in
 
         out["batch"] = {
             "rows": rows, "batch_size": batch, "target": 0.85,
-            **compare(url, repeats, lambda: raw_writer(0) if writers == 1 else [raw_writer(i) for i in range(writers)],
+            # one writer doing every batch in turn
+            **compare(url, repeats, lambda: [raw_writer(i) for i in range(writers)],
                       lambda: [sdk_writer(i) for i in range(writers)], clear),
         }  # fmt: skip
         one, one_times = matrix[:single], times[:single]
