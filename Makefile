@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test install lint bench clean prometheus
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/driftloop demo
 
-test: $(STAMP)
+# The worker's metrics test scrapes /metrics with a real Prometheus server (Debian's package).
+prometheus:
+	command -v prometheus >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus)
+
+test: $(STAMP) prometheus
 	$(BIN)/ruff check worker tests bench
 	$(BIN)/python -m pytest -q
 
@@ -28,7 +32,7 @@ lint: $(STAMP)
 	$(BIN)/mypy worker/driftloop
 
 bench: $(STAMP)
-	for b in bench/*.py; do $(BIN)/python $$b; done
+	for b in ingest evaluate detection reaction scrape; do $(BIN)/python -m bench.$$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) driftloop-report .pytest_cache

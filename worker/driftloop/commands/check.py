@@ -9,17 +9,16 @@ import click
 from driftloop import migrations, report
 from driftloop.client import Client, connect
 from driftloop.errors import DriftloopError
+from driftloop.worker import run_once
+from driftloop.worker.config import WorkerConfig, load_config
 
 
-def _run_once(client: Client, as_json: bool, act: bool) -> None:
+def _run_once(client: Client, as_json: bool, config: WorkerConfig | None) -> None:
     events = client.evaluate()
     status = client.status()
     click.echo(report.to_json(status, events) if as_json else report.format_report(status, events))
-    if act:
-        from driftloop.worker import run_once
-        from driftloop.worker.config import load_config
-
-        processed = run_once(client.url, load_config())
+    if config is not None:
+        processed = run_once(client.url, config)
         if not as_json:
             click.echo(f"Actions taken: {sum(len(p.actions) for p in processed)}")
 
@@ -43,15 +42,17 @@ def check(as_json: bool, minutes: float | None, act: bool | None) -> None:
     run_actions = act if act is not None else minutes is not None
     try:
         migrations.ensure_schema()
+        # Loaded before anything runs: a bad driftloop.toml fails here, not at the first event.
+        config = load_config() if run_actions else None
     except DriftloopError as exc:
         raise click.ClickException(str(exc)) from None
     with connect(min_size=1, max_size=2) as client:
         if minutes is None:
-            _run_once(client, as_json, run_actions)
+            _run_once(client, as_json, config)
             return
         try:
             while True:
-                _run_once(client, as_json, run_actions)
+                _run_once(client, as_json, config)
                 time.sleep(minutes * 60)
         except KeyboardInterrupt:
             click.echo("stopped", err=True)

@@ -63,21 +63,28 @@ def _serve_metrics(url: str, port: int, timeout_ms: int, registry: Any) -> Any:
 @click.command("worker")
 @click.option("--once", is_flag=True, help="Process the events due now, then exit (for cron).")
 @click.option("--concurrency", type=click.IntRange(min=1), help="Events processed at once ([worker] concurrency).")
-@click.option("--metrics-port", type=click.IntRange(min=0, max=65535),
-              help=f"Port of /metrics (default PROMETHEUS_PORT or {DEFAULT_METRICS_PORT}; 0: no metrics).")
-@click.option("--config", "config_file", type=click.Path(dir_okay=False),
-              help="Worker configuration (default DRIFTLOOP_CONFIG, else ./driftloop.toml).")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    help=f"Port of /metrics (default PROMETHEUS_PORT or {DEFAULT_METRICS_PORT}; 0: no metrics).",
+)
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(dir_okay=False),
+    help="Worker configuration (default DRIFTLOOP_CONFIG, else ./driftloop.toml).",
+)
 def worker(once: bool, concurrency: int | None, metrics_port: int | None, config_file: str | None) -> None:
     """Claim drift events and run the configured actions (the daemon)."""
     from prometheus_client import CollectorRegistry
 
-    from driftloop.worker.daemon import Worker
+    from driftloop.worker import run, run_once
 
     config = _config(config_file)
     url = _database()
     logging.getLogger("driftloop.worker").setLevel(logging.INFO)
     if once:
-        for done in Worker(url, config, concurrency=concurrency).run_once():
+        for done in run_once(url, config, concurrency=concurrency):
             outcomes = ", ".join(f"{a.action}={a.outcome}" for a in done.actions) or "no actions"
             click.echo(f"event {done.event_id} {done.model} {done.kind}/{done.metric}: {done.status} ({outcomes})")
         return
@@ -85,15 +92,16 @@ def worker(once: bool, concurrency: int | None, metrics_port: int | None, config
     port = _metrics_port(metrics_port)
     server = _serve_metrics(url, port, config.worker.metrics_timeout_ms, registry) if port else None
     try:
-        Worker(url, config, concurrency=concurrency, registry=registry).run_forever()
+        run(url, config, concurrency=concurrency, registry=registry)
     finally:
         if server is not None:
             server.shutdown()
 
 
 @click.command("metrics")
-@click.option("--port", type=click.IntRange(min=1, max=65535),
-              help=f"Port (default PROMETHEUS_PORT or {DEFAULT_METRICS_PORT}).")
+@click.option(
+    "--port", type=click.IntRange(min=1, max=65535), help=f"Port (default PROMETHEUS_PORT or {DEFAULT_METRICS_PORT})."
+)
 def metrics(port: int | None) -> None:
     """Serve /metrics (drift gauges and event counts) without running actions."""
     from prometheus_client import CollectorRegistry
@@ -102,8 +110,7 @@ def metrics(port: int | None) -> None:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    server = _serve_metrics(url, _metrics_port(port), _config(None).worker.metrics_timeout_ms,
-                            CollectorRegistry())
+    server = _serve_metrics(url, _metrics_port(port), _config(None).worker.metrics_timeout_ms, CollectorRegistry())
     click.echo(f"serving /metrics on port {server.server_port}")
     stop.wait()
     server.shutdown()
@@ -128,8 +135,10 @@ def events_list(status: str | None, limit: int, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(row, default=str))
             continue
-        line = (f"{row['id']:>6} {row['created_at']:%Y-%m-%d %H:%M:%S} {row['status']:<8} "
-                f"{row['model']} {row['kind']}/{row['metric']} attempts {row['attempts']}/{row['max_attempts']}")
+        line = (
+            f"{row['id']:>6} {row['created_at']:%Y-%m-%d %H:%M:%S} {row['status']:<8} "
+            f"{row['model']} {row['kind']}/{row['metric']} attempts {row['attempts']}/{row['max_attempts']}"
+        )
         if row["claimed_by"]:
             line += f" claimed by {row['claimed_by']} until {row['lease_expires_at']:%H:%M:%S}"
         if row["last_error"] and row["status"] != "resolved":
@@ -148,7 +157,8 @@ def events_retry(event_id: int) -> None:
             done = conn.execute(query("retry_event"), {"event_id": event_id}).fetchone()
         except psycopg.errors.UniqueViolation:
             raise click.ClickException(
-                f"event {event_id} not re-queued: a newer open event exists for the same drift") from None
+                f"event {event_id} not re-queued: a newer open event exists for the same drift"
+            ) from None
         if done is None:
             state = conn.execute(query("event_state"), {"event_id": event_id}).fetchone()
             if state is None:
@@ -177,8 +187,9 @@ def prompt_show(model: str, history: bool) -> None:
         raise click.ClickException(f"model {model!r} has no prompt versions")
     for row in rows if history else [r for r in rows if r["active"]]:
         mark = " (active)" if row["active"] else ""
-        click.echo(f"--- version {row['version']}{mark} {row['created_at']:%Y-%m-%d %H:%M:%S} "
-                   f"{row['reason'] or ''}".rstrip())
+        click.echo(
+            f"--- version {row['version']}{mark} {row['created_at']:%Y-%m-%d %H:%M:%S} {row['reason'] or ''}".rstrip()
+        )
         click.echo(row["prompt"])
 
 
@@ -190,7 +201,8 @@ def prompt_rollback(model: str) -> None:
 
     with connect(_database(), autocommit=True) as conn:
         try:
-            version, _ = conn.execute(query("rollback_prompt"), {"model": model}).fetchone()
+            row = conn.execute(query("rollback_prompt"), {"model": model}).fetchone()
         except psycopg.errors.NoDataFound as exc:
             raise click.ClickException(exc.diag.message_primary or str(exc)) from None
-    click.echo(f"{model}: prompt version {version} is active")
+    assert row is not None  # the function returns the version or raises
+    click.echo(f"{model}: prompt version {row[0]} is active")

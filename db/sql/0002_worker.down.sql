@@ -1,0 +1,17 @@
+ALTER TABLE drift.model_versions DROP COLUMN parameters;
+DROP FUNCTION drift.rollback_prompt(text);
+DROP FUNCTION drift.activate_prompt(text, text, bigint, text, text);
+DROP FUNCTION drift.active_prompt(text);
+DROP TABLE drift.prompt_versions;
+DROP TABLE drift.action_runs;
+DROP INDEX drift.drift_events_lease_idx;
+DROP INDEX drift.drift_events_due_idx;
+ALTER TABLE drift.drift_events
+    DROP COLUMN resolution,
+    DROP COLUMN last_error,
+    DROP COLUMN lease_expires_at,
+    DROP COLUMN claimed_at,
+    DROP COLUMN claimed_by,
+    DROP COLUMN run_after,
+    DROP COLUMN max_attempts,
+    DROP COLUMN attempts;

@@ -1,0 +1,111 @@
+"""Helpers shared by the worker tests: events, configs, worker processes, waiting."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from driftloop.worker.event import DriftEvent
+
+DRIFTLOOP = str(Path(sys.executable).with_name("driftloop"))  # the console script of this venv
+METRIC_OF = {"embedding": "centroid_distance", "behavior": "refusal_rate", "accuracy": "accuracy"}
+
+
+def insert_events(
+    conn: psycopg.Connection[Any],
+    models: list[str],
+    kind: str = "embedding",
+    metric: str | None = None,
+    window: tuple[datetime, datetime] | None = None,
+    details: dict[str, Any] | None = None,
+) -> list[int]:
+    """Insert one pending event per model in one statement (as drift.evaluate would)."""
+    start, end = window or (datetime.now(UTC) - timedelta(hours=1), datetime.now(UTC))
+    rows = conn.execute(
+        """INSERT INTO drift.drift_events (model, kind, metric, score, threshold, p_value,
+                                           window_start, window_end, details)
+           SELECT m, %s, %s, 0.3, 0.15, 0.001, %s, %s, %s FROM unnest(%s::text[]) AS m
+           RETURNING id""",
+        (kind, metric or METRIC_OF[kind], start, end, Jsonb(details or {"value": 0.3, "baseline_value": 0.0}), models),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def sample_event(**overrides: Any) -> DriftEvent:
+    """An event as the claim query returns it, for actions that do not touch the database."""
+    now = datetime.now(UTC)
+    fields: dict[str, Any] = {
+        "id": 42,
+        "created_at": now,
+        "model": "support-bot",
+        "kind": "behavior",
+        "metric": "refusal_rate",
+        "score": 0.2,
+        "threshold": 0.05,
+        "p_value": 0.0001,
+        "window_start": now - timedelta(hours=1),
+        "window_end": now,
+        "details": {"value": 0.2, "baseline_value": 0.02},
+        "attempts": 1,
+        "max_attempts": 5,
+    }
+    fields.update(overrides)
+    return DriftEvent(**fields)
+
+
+def write_config(directory: Path, text: str, name: str = "driftloop.toml") -> Path:
+    path = directory / name
+    path.write_text(text)
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_worker(config: Path, log: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """`driftloop worker` as a real process in its own process group (DATABASE_URL from the env)."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [DRIFTLOOP, "worker", "--metrics-port", "0", *args],
+            env={**os.environ, "DRIFTLOOP_CONFIG": str(config), **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def kill_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    """Poll until predicate() is truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+def count(conn: psycopg.Connection[Any], sql: str, params: Any = None) -> int:
+    row = conn.execute(sql, params).fetchone()
+    return int(row[0]) if row else 0

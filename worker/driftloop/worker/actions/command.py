@@ -1,0 +1,99 @@
+"""`command`: run an argv list (no shell) with the event JSON on stdin.
+
+The environment carries DRIFTLOOP_EVENT_ID, DRIFTLOOP_MODEL, DRIFTLOOP_KIND,
+DRIFTLOOP_METRIC, DRIFTLOOP_ACTION, DRIFTLOOP_ATTEMPT, DRIFTLOOP_WINDOW_START/END and
+DATABASE_URL, plus the `env` table of the action. A non-zero exit or the timeout fails the
+action and keeps the tail of stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from driftloop.worker.actions.base import ActionContext, ActionError, ActionResult
+from driftloop.worker.tables import ConfigError
+
+TAIL = 4000  # characters of stdout/stderr kept in action_runs
+
+
+@dataclass(frozen=True)
+class Settings:
+    argv: tuple[str, ...]
+    timeout_s: float = 60.0
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+
+
+def check(settings: Settings, where: str) -> None:
+    if not settings.argv:
+        raise ConfigError(f"{where}.argv must not be empty")
+    program = settings.argv[0]
+    if shutil.which(program) is None and not Path(settings.cwd or ".", program).is_file():
+        raise ConfigError(f"{where}.argv: program {program!r} not found")
+    if settings.timeout_s <= 0:
+        raise ConfigError(f"{where}.timeout_s must be > 0")
+
+
+def event_environment(ctx: ActionContext) -> dict[str, str]:
+    event = ctx.event
+    return {
+        "DRIFTLOOP_EVENT_ID": str(event.id),
+        "DRIFTLOOP_MODEL": event.model,
+        "DRIFTLOOP_KIND": event.kind,
+        "DRIFTLOOP_METRIC": event.metric,
+        "DRIFTLOOP_ACTION": ctx.action,
+        "DRIFTLOOP_ATTEMPT": str(event.attempts),
+        "DRIFTLOOP_WINDOW_START": event.window_start.isoformat() if event.window_start else "",
+        "DRIFTLOOP_WINDOW_END": event.window_end.isoformat() if event.window_end else "",
+        "DATABASE_URL": ctx.database_url,
+    }
+
+
+def run_process(
+    ctx: ActionContext, argv: list[str], stdin: bytes, env: dict[str, str], timeout_s: float, cwd: str | None
+) -> tuple[int, str, str]:
+    """Run to completion; kill the whole process group on timeout or cancellation."""
+    proc = subprocess.Popen(
+        argv,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, **env},
+        cwd=cwd,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + timeout_s
+    payload: bytes | None = stdin
+    while True:
+        try:
+            out, err = proc.communicate(payload, timeout=0.2)
+            break
+        except subprocess.TimeoutExpired:
+            payload = None  # already sent; communicate() must not get it twice
+            if ctx.cancel.is_set() or time.monotonic() >= deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                out, err = proc.communicate()
+                why = "cancelled (worker shutting down)" if ctx.cancel.is_set() else f"timed out after {timeout_s:g}s"
+                raise ActionError(f"{argv[0]} {why}; stderr: {err.decode(errors='replace')[-TAIL:]}") from None
+    return proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")
+
+
+def run(ctx: ActionContext, settings: Settings) -> ActionResult:
+    stdin = json.dumps({"action": ctx.action, "event": ctx.event.to_json()}).encode()
+    env = {**event_environment(ctx), **settings.env}
+    code, out, err = run_process(ctx, list(settings.argv), stdin, env, settings.timeout_s, settings.cwd)
+    if code != 0:
+        raise ActionError(f"{settings.argv[0]} exited with {code}; stderr: {err[-TAIL:]}")
+    return ActionResult(
+        summary=f"{settings.argv[0]} exited 0",
+        output={"exit_code": 0, "stdout": out[-TAIL:], "stderr": err[-TAIL:]},
+    )

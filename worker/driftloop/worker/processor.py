@@ -1,0 +1,262 @@
+"""Processing one claimed event: run its route's actions in order, record every run.
+
+An action that already succeeded for this event (a retry after a later action failed, or
+after a crash) is skipped: the idempotency key is (event id, action name). The first
+failing action stops the event: it goes back to pending after a backoff, or to failed
+when its attempts are used up or the error is permanent.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+
+from driftloop.worker.actions import ACTION_TYPES, ActionContext, ActionError
+from driftloop.worker.backoff import backoff_delay
+from driftloop.worker.config import WorkerConfig
+from driftloop.worker.event import DriftEvent
+from driftloop.worker.logtext import oneline
+from driftloop.worker.metrics import WorkerMetrics
+from driftloop.worker.store import LeaseLost, Store
+
+log = logging.getLogger("driftloop.worker")
+
+
+@dataclass(frozen=True)
+class ActionOutcome:
+    """One action's run for an event: outcome is succeeded, failed or skipped (done before)."""
+
+    action: str
+    type: str
+    outcome: str
+    summary: str = ""
+    error: str | None = None
+    run_id: int | None = None
+    duration_s: float = 0.0
+    output: dict[str, Any] = field(default_factory=dict)
+    permanent: bool = False  # a failure that retrying cannot fix
+
+
+@dataclass(frozen=True)
+class ProcessedEvent:
+    """What the worker did with one event.
+
+    `status` is the event's new status (resolved, pending = will be retried, failed), or
+    `lease_lost` / `released` / `interrupted` when this worker could not finish it.
+    """
+
+    event_id: int
+    model: str
+    kind: str
+    metric: str
+    attempt: int
+    status: str
+    actions: list[ActionOutcome] = field(default_factory=list)
+
+    @property
+    def action_names(self) -> list[str]:
+        return [a.action for a in self.actions]
+
+    @property
+    def outcomes(self) -> dict[str, str]:
+        return {a.action: a.outcome for a in self.actions}
+
+
+def _resolution(worker_id: str, outcomes: list[ActionOutcome]) -> dict[str, Any]:
+    return {
+        "worker": worker_id,
+        "actions": [
+            {
+                "action": o.action,
+                "type": o.type,
+                "outcome": o.outcome,
+                "run_id": o.run_id,
+                "summary": o.summary or o.error,
+            }
+            for o in outcomes
+        ],
+    }
+
+
+def _error_text(exc: BaseException) -> str:
+    if isinstance(exc, ActionError):
+        return str(exc)
+    # An unexpected exception is a bug in an action or trainer: keep where it happened.
+    tail = "".join(traceback.format_exception(exc)[-3:]).strip()
+    return f"{type(exc).__name__}: {exc}\n{tail}"
+
+
+class Processor:
+    """Runs events for one worker (shared by its threads)."""
+
+    def __init__(self, store: Store, config: WorkerConfig, metrics: WorkerMetrics, cancel: threading.Event) -> None:
+        self.store = store
+        self.config = config
+        self.metrics = metrics
+        self.cancel = cancel
+        self.worker_id = store.worker_id
+
+    def process(self, event: DriftEvent, claimed_at: float) -> ProcessedEvent:
+        """Process a claimed event; `claimed_at` is the time.monotonic() of its claim."""
+        outcomes: list[ActionOutcome] = []
+
+        def done(status: str) -> ProcessedEvent:
+            self.metrics.events.labels(status).inc()
+            level = logging.INFO if status == "resolved" else logging.WARNING
+            log.log(
+                level,
+                "event=%d status=%s actions=%s duration_ms=%.0f model=%s kind=%s metric=%s attempt=%d",
+                event.id,
+                status,
+                ",".join(f"{o.action}:{o.outcome}" for o in outcomes) or "-",
+                (time.monotonic() - claimed_at) * 1000,
+                event.model,
+                event.kind,
+                event.metric,
+                event.attempts,
+            )
+            return ProcessedEvent(event.id, event.model, event.kind, event.metric, event.attempts, status, outcomes)
+
+        try:
+            if self.cancel.is_set():  # claimed, but the worker is stopping before it began
+                self.store.release([event.id])
+                return done("released")
+            if event.attempts > 1:
+                self.store.abandon_stale_runs(event.id)
+            if event.attempts > event.max_attempts:
+                # The previous holder died during the last allowed attempt.
+                error = f"gave up after {event.max_attempts} attempts (the last one's worker lost its lease)"
+                log.warning("event=%d outcome=failed reason=%r", event.id, error)
+                return done(
+                    self.store.fail_attempt(
+                        event.id, error, delay_s=0, permanent=True, resolution=_resolution(self.worker_id, outcomes)
+                    )
+                )
+            specs = self.config.actions_for(event.model, event.kind, event.metric)
+            if not specs:
+                log.warning(
+                    "event=%d model=%s kind=%s metric=%s outcome=resolved reason='no route matches'",
+                    event.id,
+                    event.model,
+                    event.kind,
+                    event.metric,
+                )
+            # Reaction time: creation -> start of the first action of the first attempt.
+            react = event.attempts == 1
+            for spec in specs:
+                outcome = self._run_action(event, spec.name, spec.type, spec.settings, claimed_at if react else None)
+                react = react and outcome.outcome == "skipped"
+                outcomes.append(outcome)
+                if outcome.outcome == "failed":
+                    delay = backoff_delay(
+                        event.attempts, self.config.worker.backoff_base_s, self.config.worker.backoff_max_s
+                    )
+                    status = self.store.fail_attempt(
+                        event.id,
+                        outcome.error or "failed",
+                        delay_s=delay,
+                        permanent=outcome.permanent,
+                        resolution=_resolution(self.worker_id, outcomes),
+                    )
+                    return done(status)
+                if outcome.outcome == "released":
+                    return done("released")
+            self.store.resolve(event.id, _resolution(self.worker_id, outcomes))
+            return done("resolved")
+        except LeaseLost as exc:
+            self.metrics.leases_lost.inc()
+            log.warning("event=%d outcome=lease_lost reason=%r", event.id, str(exc))
+            return done("lease_lost")
+        except psycopg.OperationalError as exc:
+            # The database stayed away longer than the store retries; the lease will expire
+            # and the event will be claimed again.
+            log.error("event=%d outcome=interrupted reason='database unavailable: %s'", event.id, oneline(exc))
+            return done("interrupted")
+
+    def _run_action(
+        self, event: DriftEvent, name: str, type_name: str, settings: Any, claimed_at: float | None
+    ) -> ActionOutcome:
+        """Run one action; `claimed_at` is given when its start ends the event's reaction time."""
+        previous = self.store.succeeded_run(event.id, name)
+        if previous is not None:
+            log.info(
+                "event=%d action=%s outcome=skipped reason='succeeded before (run %d)'", event.id, name, previous["id"]
+            )
+            return ActionOutcome(
+                name,
+                type_name,
+                "skipped",
+                summary="succeeded in an earlier attempt",
+                run_id=previous["id"],
+                output=previous["output"] or {},
+            )
+        run_id = self.store.start_run(event, name, type_name)
+        started = time.monotonic()
+        if claimed_at is not None:
+            self.metrics.reaction.observe(event.age_s + (started - claimed_at))
+        ctx = ActionContext(
+            event=event,
+            action=name,
+            worker_id=self.worker_id,
+            database_url=self.store.database_url,
+            database=self.store,
+            cancel=self.cancel,
+        )
+        try:
+            result = ACTION_TYPES[type_name].run(ctx, settings)
+        except LeaseLost:
+            raise
+        except Exception as exc:  # an action failing must not take the worker down
+            duration = time.monotonic() - started
+            if self.cancel.is_set():
+                self.store.release([event.id])
+                self._log(event, name, "released", duration, "the worker is shutting down")
+                return ActionOutcome(name, type_name, "released", run_id=run_id, duration_s=duration)
+            error = _error_text(exc)
+            self.store.finish_run(event.id, run_id, "failed", None, error)
+            self._log(event, name, "failed", duration, error)
+            return ActionOutcome(
+                name,
+                type_name,
+                "failed",
+                error=error,
+                run_id=run_id,
+                duration_s=duration,
+                permanent=isinstance(exc, ActionError) and exc.permanent,
+            )
+        duration = time.monotonic() - started
+        self.store.finish_run(event.id, run_id, "succeeded", result.output, None)
+        self._log(event, name, "succeeded", duration, result.summary)
+        return ActionOutcome(
+            name,
+            type_name,
+            "succeeded",
+            summary=result.summary,
+            run_id=run_id,
+            duration_s=duration,
+            output=result.output,
+        )
+
+    def _log(self, event: DriftEvent, action: str, outcome: str, duration: float, detail: str) -> None:
+        self.metrics.actions.labels(action, outcome).inc()
+        self.metrics.action_duration.labels(action).observe(duration)
+        level = logging.INFO if outcome == "succeeded" else logging.WARNING
+        log.log(
+            level,
+            "event=%d action=%s outcome=%s duration_ms=%.0f model=%s kind=%s metric=%s attempt=%d detail=%r",
+            event.id,
+            action,
+            outcome,
+            duration * 1000,
+            event.model,
+            event.kind,
+            event.metric,
+            event.attempts,
+            oneline(detail, 300),
+        )
