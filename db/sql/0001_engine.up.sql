@@ -563,7 +563,9 @@ BEGIN
     FROM (SELECT n.model, drift.bucket_of(n.created_at, width) AS bucket, count(*) AS n,
                  sum(n.embedding) AS vs, sum(n.embedding * n.embedding) AS ss,
                  min(vector_dims(n.embedding)) AS lo, max(vector_dims(n.embedding)) AS hi
-          FROM new_rows n GROUP BY 1, 2) a;
+          -- grouping by dimension too: mixed dimensions reach the clear error below instead of
+          -- failing inside sum() with pgvector's "different vector dimensions"
+          FROM new_rows n GROUP BY 1, 2, vector_dims(n.embedding)) a;
     checked := drift.check_embedding_models(agg.models, agg.lo, agg.hi);
     IF checked.bad_model IS NOT NULL THEN
         SELECT n.id, vector_dims(n.embedding) AS dims INTO bad FROM new_rows n

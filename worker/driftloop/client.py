@@ -174,6 +174,11 @@ class Client:
                     sql("insert_interaction_idempotent"), {c: _copy_value(c, row[c]) for c in INTERACTION_COLUMNS}
                 )
                 found = cur.fetchone()
+                if found is None:
+                    # The key was committed by a concurrent request after this statement's
+                    # snapshot was taken (ON CONFLICT waited for it): a new statement sees it.
+                    cur.execute(sql("interaction_id_by_key"), {"idempotency_key": row["idempotency_key"]})
+                    found = cur.fetchone()
                 assert found is not None
                 ids.append(found[0])
         return ids

@@ -28,6 +28,9 @@ UNION ALL
 SELECT id FROM drift.interaction_log
 WHERE idempotency_key = %(idempotency_key)s AND NOT EXISTS (SELECT 1 FROM ins);
 
+-- name: interaction_id_by_key
+SELECT id FROM drift.interaction_log WHERE idempotency_key = %(idempotency_key)s;
+
 -- name: model_dims
 SELECT embedding_dims FROM drift.models WHERE model = %(model)s;
 

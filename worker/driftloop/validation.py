@@ -21,6 +21,10 @@ MAX_TEXT_CHARS = 1_000_000  # prompt/response; larger is almost always a logging
 MAX_NAME_CHARS = 200  # model, model_version, idempotency_key
 MAX_METADATA_BYTES = 64 * 1024
 MAX_EMBEDDING_DIMS = 16_000  # pgvector's limit for the vector type
+# The rollups keep element-wise sums of squares in float32 (pgvector): a component whose
+# square overflows cannot be counted, one whose square underflows is flushed to zero.
+MAX_EMBEDDING_COMPONENT = 1e18
+MIN_EMBEDDING_COMPONENT = 1e-18
 
 INTERACTION_FIELDS = {
     "created_at",
@@ -125,6 +129,19 @@ def embedding_matrix(array: Any, *, expected_dims: int | None, first_row: int = 
         value = original[~np.isfinite(matrix[row])][0]
         what = f"{value:g}, beyond float32 range" if np.isfinite(value) else str(value)
         raise InputError(f"contains {what} (NaN and infinity are not allowed)", row=first_row + row, field="embedding")
+    magnitude = np.abs(matrix)
+    huge = (magnitude > MAX_EMBEDDING_COMPONENT).any(axis=1)
+    if huge.any():
+        row = int(np.argmax(huge))
+        raise InputError(
+            f"has a component of magnitude {magnitude[row].max():g}; the limit is {MAX_EMBEDDING_COMPONENT:g}"
+            " (its square must fit the rollups' float32 sums)",
+            row=first_row + row,
+            field="embedding",
+        )
+    tiny = (magnitude < MIN_EMBEDDING_COMPONENT) & (magnitude > 0)
+    if tiny.any():
+        matrix = np.where(tiny, np.float32(0), matrix)
     return matrix
 
 
@@ -166,14 +183,36 @@ def _metadata(value: Any, row: int) -> Any:
     return value
 
 
-def interaction_rows(rows: Iterable[Any]) -> tuple[list[dict[str, Any]], list[tuple[int, Any]]]:
-    """Validated interaction rows, and (row index, embedding) for rows that carry one."""
+def embedding_vector(value: Any, *, row: int, expected_dims: int | None) -> np.ndarray:
+    """The embedding of one interaction: one vector of finite float32 values, or InputError naming its row."""
+    try:
+        with np.errstate(over="ignore"):  # overflow to inf is reported by embedding_matrix
+            vector = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"must be a list of numbers: {exc}", row=row, field="embedding") from None
+    if vector.ndim != 1 or vector.size == 0:
+        raise InputError(f"must be one vector (1-D), got shape {vector.shape}", row=row, field="embedding")
+    if (expected_dims is not None and vector.size != expected_dims) or not np.isfinite(vector).all():
+        embedding_matrix(value, expected_dims=expected_dims, first_row=row)  # raises, naming the problem
+    return vector
+
+
+def interaction_rows(rows: Iterable[Any]) -> tuple[list[dict[str, Any]], list[tuple[int, np.ndarray]]]:
+    """Validated interaction rows, and (row index, embedding) for rows that carry one.
+
+    Embeddings are checked row by row here, before anything is sent, so an error names the
+    row it is in; within a batch all embeddings of a model must share the first one's dimension.
+    """
     checked: list[dict[str, Any]] = []
-    embeddings: list[tuple[int, Any]] = []
+    embeddings: list[tuple[int, np.ndarray]] = []
+    dims: dict[str, int] = {}
     for index, raw in enumerate(rows):
-        checked.append(interaction_row(raw, index))
-        if isinstance(raw, Mapping) and raw.get("embedding") is not None:
-            embeddings.append((index, raw["embedding"]))
+        row = interaction_row(raw, index)
+        checked.append(row)
+        if raw.get("embedding") is not None:
+            vector = embedding_vector(raw["embedding"], row=index, expected_dims=dims.get(row["model"]))
+            dims.setdefault(row["model"], len(vector))
+            embeddings.append((index, vector))
     return checked, embeddings
 
 

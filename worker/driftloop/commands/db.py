@@ -7,6 +7,7 @@ from datetime import datetime
 import click
 
 from driftloop import database, migrations
+from driftloop.settings import threshold_overrides
 
 
 @click.group()
@@ -17,6 +18,10 @@ def db() -> None:
 @db.command()
 def upgrade() -> None:
     """Apply all migrations (idempotent) and write thresholds set in the environment."""
+    try:
+        threshold_overrides()  # a bad variable fails before anything is migrated
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     migrations.upgrade()
     click.echo(f"database at revision {migrations.current_revision()}")
 
@@ -65,7 +70,10 @@ def config() -> None:
 @config.command("sync")
 def config_sync() -> None:
     """Write the thresholds set in the environment (or .env) into drift.settings."""
-    written = migrations.sync_settings()
+    try:
+        written = migrations.sync_settings()
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     click.echo(f"updated: {', '.join(written)}" if written else "no threshold variables set; nothing changed")
 
 

@@ -9,15 +9,18 @@ from pathlib import Path
 
 import click
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from driftloop.errors import DriftloopError
 from driftloop.simulate.outcomes import RunRecord
 from driftloop.simulate.runner import Options, Plan, run_simulation
 from driftloop.simulate.scenarios import SCENARIOS, scenario
 
-# Full runs: a simulated day at 8 interactions a minute per model; --quick: 8 hours at 6.
-FULL = {"days": 1.0, "rate": 8.0}
-QUICK = {"days": 1 / 3, "rate": 6.0}
+# Full runs: 18 simulated hours at 6 interactions a minute per model; --quick: 8 hours at 5.
+# (Most of the time goes to the engine scoring every embedding; these keep `demo` well
+# under two minutes on two cores.)
+FULL = {"days": 0.75, "rate": 6.0}
+QUICK = {"days": 1 / 3, "rate": 5.0}
 PHASES = {
     "baseline": "Writing the baseline period",
     "simulate": "Simulating traffic, detection, actions",
@@ -33,7 +36,7 @@ def progress_bars() -> Iterator[Progress]:
 
 
 def reporter(bars: Progress) -> Callable[[str, int, int], None]:
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
 
     def progress(phase: str, done: int, total: int) -> None:
         if phase not in tasks:
@@ -51,13 +54,23 @@ def _run(options: Options, plan: Plan, report_dir: Path | None) -> tuple[RunReco
     url = database_url()
     migrations.upgrade(url)  # a fresh machine has no schema yet; idempotent otherwise
     started = time.monotonic()
-    with progress_bars() as bars:
-        progress = reporter(bars)
-        run_id = run_simulation(url, options, plan, progress)
-        with connect(url) as conn:
-            run = store.load_run(conn, run_id)
-        path = report.write_report(run, report_dir, progress) if report_dir else None
+    try:
+        with progress_bars() as bars:
+            progress = reporter(bars)
+            run_id = run_simulation(url, options, plan, progress)
+            with connect(url) as conn:
+                run = store.load_run(conn, run_id)
+            path = report.write_report(run, report_dir, progress) if report_dir else None
+    except DriftloopError as exc:  # a provider refusing, names taken, others' events pending
+        raise click.ClickException(str(exc)) from None
     return run, path, time.monotonic() - started
+
+
+def _plan(options: Options) -> Plan:
+    try:
+        return Plan.make(days=options.days, rate_per_minute=options.rate_per_minute, dims=options.dims)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--days") from None
 
 
 def _header(title: str, options: Options, plan: Plan) -> None:
@@ -68,13 +81,14 @@ def _header(title: str, options: Options, plan: Plan) -> None:
         f"Simulated time: {plan.starts:%Y-%m-%d %H:%M} -> {plan.ends:%Y-%m-%d %H:%M} UTC, baseline until "
         f"{plan.baseline_ends:%H:%M}, drift injected at {plan.drift_at:%H:%M}, evaluated every "
         f"{plan.step.total_seconds() / 60:.0f} min\n"
-        f"Traffic: {options.rate_per_minute:g} interactions/min per model, {plan.dims}-d embeddings "
-        f"({options.embeddings}), seed {options.seed}"
+        f"Traffic: {options.rate_per_minute:g} interactions/min per model, "
+        + (f"{plan.dims}-d synthetic embeddings" if options.embeddings == "synthetic" else "embeddings over HTTP")
+        + f", seed {options.seed}"
     )
 
 
 @click.command()
-@click.option("--quick", is_flag=True, help="A shorter, smaller run (8 simulated hours).")
+@click.option("--quick", is_flag=True, help="A shorter, smaller run (8 simulated hours instead of 18).")
 @click.option(
     "--scenario",
     "scenario_names",
@@ -87,13 +101,13 @@ def _header(title: str, options: Options, plan: Plan) -> None:
     "--days",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help="Simulated days (default 1, or 1/3 with --quick).",
+    help="Simulated days (default 0.75, or 1/3 with --quick).",
 )
 @click.option(
     "--rate",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
-    help="Interactions per simulated minute and model (default 8, or 6 with --quick).",
+    help="Interactions per simulated minute and model (default 6, or 5 with --quick).",
 )
 @click.option(
     "--dims",
@@ -114,7 +128,7 @@ def _header(title: str, options: Options, plan: Plan) -> None:
     type=click.Choice(["template", "http"]),
     default="template",
     show_default=True,
-    help="http: CHAT_MODEL writes the answers (slow: one call per interaction).",
+    help="http: CHAT_MODEL writes the answers (slow: one call per distinct question and system prompt).",
 )
 @click.option(
     "--act/--no-act",
@@ -122,9 +136,7 @@ def _header(title: str, options: Options, plan: Plan) -> None:
     show_default=True,
     help="Run the worker's actions on the simulated models' drift events.",
 )
-@click.option(
-    "--reset", is_flag=True, help="First delete the data of earlier simulations (sim-* models only)."
-)
+@click.option("--reset", is_flag=True, help="First delete the data of earlier simulations (sim-* models only).")
 @click.option(
     "--report-dir",
     type=click.Path(file_okay=False, path_type=Path),
@@ -164,7 +176,7 @@ def simulate(
         embeddings=embeddings,
         chat=chat,
     )
-    plan = Plan.make(days=options.days, rate_per_minute=options.rate_per_minute, dims=dims)
+    plan = _plan(options)
     _header("DRIFTLOOP SIMULATION", options, plan)
     run, path, elapsed = _run(options, plan, report_dir)
     from driftloop.simulate import summary
@@ -201,7 +213,7 @@ def demo(quick: bool, seed: int, report_dir: Path, reset: bool) -> None:
         prefix="demo-",
         reset=reset,
     )
-    plan = Plan.make(days=options.days, rate_per_minute=options.rate_per_minute)
+    plan = _plan(options)
     _header("DRIFT-AWARE RETRAINING PIPELINE: CLOSED-LOOP DEMO", options, plan)
     run, path, elapsed = _run(options, plan, report_dir)
     from driftloop.simulate import summary

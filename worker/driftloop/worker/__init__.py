@@ -22,14 +22,20 @@ from driftloop.worker.processor import ActionOutcome, ProcessedEvent
 
 
 def run_once(
-    database_url: str, config: WorkerConfig, *, worker_id: str | None = None, concurrency: int | None = None
+    database_url: str,
+    config: WorkerConfig,
+    *,
+    worker_id: str | None = None,
+    concurrency: int | None = None,
+    models: list[str] | None = None,
 ) -> list[ProcessedEvent]:
     """Claim and process everything due now (pending, backoff passed, or lease expired), then return.
 
-    Events whose action fails go back to pending with a backoff and are not retried within
-    the same call; look at `ProcessedEvent.status`.
+    `models` limits the claim to those models' events (None: all). Events whose action fails
+    go back to pending with a backoff and are not retried within the same call; look at
+    `ProcessedEvent.status`.
     """
-    return Worker(database_url, config, worker_id=worker_id, concurrency=concurrency).run_once()
+    return Worker(database_url, config, worker_id=worker_id, concurrency=concurrency, models=models).run_once()
 
 
 def run(

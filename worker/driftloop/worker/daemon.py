@@ -56,8 +56,10 @@ class Worker:
         worker_id: str | None = None,
         concurrency: int | None = None,
         registry: CollectorRegistry | None = None,
+        models: list[str] | None = None,
     ) -> None:
         self.config = config
+        self.models = models
         self.settings = config.worker
         self.concurrency = concurrency or self.settings.concurrency
         self.worker_id = worker_id or default_worker_id()
@@ -88,7 +90,7 @@ class Worker:
             self.wakeup.set()  # a slot is free
 
     def _claim(self, limit: int) -> list[tuple[DriftEvent, float]]:
-        events = self.store.claim(limit)
+        events = self.store.claim(limit, self.models)
         now = time.monotonic()
         with self._lock:
             # Our own lease can expire while the database is away and the heartbeat fails; the

@@ -8,8 +8,10 @@
 WITH claimable AS (
     SELECT id
     FROM drift.drift_events
-    WHERE (status = 'pending' AND run_after <= now())
-       OR (status = 'running' AND lease_expires_at < now())
+    WHERE ((status = 'pending' AND run_after <= now())
+        OR (status = 'running' AND lease_expires_at < now()))
+      -- NULL: every model; else only these (a simulation acting on its own models only)
+      AND (%(models)s::text[] IS NULL OR model = ANY (%(models)s::text[]))
     ORDER BY run_after, id
     LIMIT %(limit)s
     FOR NO KEY UPDATE SKIP LOCKED

@@ -115,8 +115,8 @@ class Store:
 
     # -- the event lifecycle -------------------------------------------------------
 
-    def claim(self, limit: int) -> list[DriftEvent]:
-        rows = self.execute("claim_events", {"limit": limit}, retry=False)
+    def claim(self, limit: int, models: list[str] | None = None) -> list[DriftEvent]:
+        rows = self.execute("claim_events", {"limit": limit, "models": models}, retry=False)
         return [DriftEvent.from_row(r) for r in rows]
 
     def extend_leases(self, ids: list[int]) -> set[int]:

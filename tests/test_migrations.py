@@ -1,0 +1,222 @@
+"""Migrations: upgrade from empty, downgrade to base, upgrade again, and the `db sql` script.
+
+The schema is compared through the system catalogs (every relation, column, constraint,
+index, trigger, function body, view definition and comment of schema `drift`), so two
+databases "have the same schema" only when a user could not tell them apart.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from driftloop import migrations
+
+# One row per schema object, described by name (never by oid), so two databases compare.
+CATALOG_QUERIES = {
+    "relations": """
+        SELECT c.relname, c.relkind::text, c.relpersistence::text
+        FROM pg_class c WHERE c.relnamespace = 'drift'::regnamespace""",
+    "columns": """
+        SELECT c.relname, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+               a.attidentity::text, a.attgenerated::text, pg_get_expr(d.adbin, d.adrelid)
+        FROM pg_attribute a
+        JOIN pg_class c ON c.oid = a.attrelid
+        LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
+        WHERE c.relnamespace = 'drift'::regnamespace AND a.attnum > 0 AND NOT a.attisdropped""",
+    "constraints": """
+        SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)
+        FROM pg_constraint c WHERE c.connamespace = 'drift'::regnamespace""",
+    "indexes": """
+        SELECT pg_get_indexdef(i.indexrelid)
+        FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+        WHERE c.relnamespace = 'drift'::regnamespace""",
+    "triggers": """
+        SELECT t.tgrelid::regclass::text, t.tgname, pg_get_triggerdef(t.oid), t.tgenabled::text
+        FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+        WHERE c.relnamespace = 'drift'::regnamespace AND NOT t.tgisinternal""",
+    "functions": """
+        SELECT p.oid::regprocedure::text, pg_get_functiondef(p.oid)
+        FROM pg_proc p WHERE p.pronamespace = 'drift'::regnamespace""",
+    "views": """
+        SELECT c.relname, pg_get_viewdef(c.oid)
+        FROM pg_class c WHERE c.relnamespace = 'drift'::regnamespace AND c.relkind IN ('v', 'm')""",
+    "types": """
+        SELECT t.typname, t.typtype::text FROM pg_type t WHERE t.typnamespace = 'drift'::regnamespace""",
+    "comments": """
+        SELECT pg_describe_object(d.classoid, d.objoid, d.objsubid), d.description
+        FROM pg_description d
+        WHERE (d.classoid = 'pg_class'::regclass
+               AND d.objoid IN (SELECT oid FROM pg_class WHERE relnamespace = 'drift'::regnamespace))
+           OR (d.classoid = 'pg_proc'::regclass
+               AND d.objoid IN (SELECT oid FROM pg_proc WHERE pronamespace = 'drift'::regnamespace))
+           OR (d.classoid = 'pg_namespace'::regclass AND d.objoid = 'drift'::regnamespace)""",
+    "data": """
+        SELECT 'settings', key, value FROM drift.settings
+        UNION ALL SELECT 'refusal_patterns', pattern, enabled::text FROM drift.refusal_patterns
+        UNION ALL SELECT 'alembic_version', version_num, NULL FROM drift.alembic_version""",
+}
+
+
+def catalog_dump(url: str) -> dict[str, list[tuple[object, ...]]]:
+    """Every object of schema drift as sorted rows of text, per catalog."""
+    with psycopg.connect(url) as conn:
+        return {name: sorted(conn.execute(query).fetchall(), key=repr) for name, query in CATALOG_QUERIES.items()}
+
+
+def drift_objects(url: str) -> list[tuple[str, str]]:
+    """What of schema drift exists: the schema itself, relations, functions, types."""
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            """
+            SELECT 'schema', nspname::text FROM pg_namespace WHERE nspname = 'drift'
+            UNION ALL SELECT 'relation', c.relname::text FROM pg_class c
+                JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'drift'
+            UNION ALL SELECT 'function', p.proname::text FROM pg_proc p
+                JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'drift'
+            UNION ALL SELECT 'type', t.typname::text FROM pg_type t
+                JOIN pg_namespace n ON n.oid = t.typnamespace WHERE n.nspname = 'drift'
+            """
+        ).fetchall()
+
+
+def head_revision() -> str:
+    return migrations.revisions_in_order()[-1]
+
+
+@pytest.fixture
+def other_empty_db_url(server_url: str) -> Iterator[str]:
+    """A second empty database with pgvector, to compare two ways of creating the schema."""
+    name = f"dl_test_sql_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    params = conninfo_to_dict(server_url)
+    params["dbname"] = name
+    url = make_conninfo("", **params)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+    yield url
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(autouse=True)
+def no_threshold_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Thresholds from the environment would make `upgrade` differ from the plain script."""
+    for name in ("EMBEDDING_DRIFT_THRESHOLD", "REFUSAL_RATE_THRESHOLD", "TOXICITY_RATE_THRESHOLD",
+                 "ACCURACY_DROP_THRESHOLD"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_upgrade_from_empty_then_downgrade_to_base_then_upgrade_again(empty_db_url: str) -> None:
+    assert drift_objects(empty_db_url) == []
+    assert migrations.current_revision(empty_db_url) is None
+
+    migrations.upgrade(empty_db_url)
+    assert migrations.current_revision(empty_db_url) == head_revision()
+    first = catalog_dump(empty_db_url)
+    tables = {row[0] for row in first["relations"]}
+    assert {"interaction_log", "embeddings_log", "drift_events", "model_versions", "settings",
+            "baselines", "drift_status"} <= tables  # fmt: skip
+
+    # Data, and what the engine creates at run time (a per-model index for the baseline sample).
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO drift.embeddings_log (model, created_at, embedding)"
+            " SELECT 'm', timestamptz '2026-01-01 00:00+00' + i * interval '30 seconds',"
+            " ARRAY[random(), random(), random()]::real[]::vector FROM generate_series(1, 200) i"
+        )
+        conn.execute("SELECT drift.set_baseline('m', '2026-01-01 00:00+00', '2026-01-01 01:00+00')")
+        conn.execute("SELECT drift.evaluate('2026-01-01 02:00+00')")
+        created = conn.execute(
+            "SELECT count(*) FROM pg_class WHERE relnamespace = 'drift'::regnamespace AND relkind = 'i'"
+        ).fetchone()
+    assert created is not None and created[0] > sum(1 for r in first["relations"] if r[1] == "i")
+
+    migrations.downgrade("base", empty_db_url)
+    assert drift_objects(empty_db_url) == []
+    assert migrations.current_revision(empty_db_url) is None
+    with psycopg.connect(empty_db_url) as conn:
+        # pgvector stays installed: other schemas may use it.
+        assert conn.execute("SELECT count(*) FROM pg_extension WHERE extname = 'vector'").fetchone() == (1,)
+
+    migrations.upgrade(empty_db_url)
+    assert migrations.current_revision(empty_db_url) == head_revision()
+    assert catalog_dump(empty_db_url) == first
+
+
+def test_downgrade_one_revision_at_a_time_to_base(empty_db_url: str) -> None:
+    """Each down.sql undoes exactly its up.sql: stepping down revision by revision ends empty."""
+    migrations.upgrade(empty_db_url)
+    revisions = migrations.revisions_in_order()
+    for below in reversed(["base", *revisions[:-1]]):
+        migrations.downgrade(below, empty_db_url)
+        assert migrations.current_revision(empty_db_url) == (None if below == "base" else below)
+    assert drift_objects(empty_db_url) == []
+
+
+def test_upgrade_twice_is_a_no_op(empty_db_url: str) -> None:
+    migrations.upgrade(empty_db_url)
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        # A setting changed with SQL and logged data must both survive a second upgrade.
+        conn.execute("UPDATE drift.settings SET value = '0.3' WHERE key = 'refusal_rate_threshold'")
+        conn.execute("INSERT INTO drift.interaction_log (model, response) VALUES ('m', 'hello')")
+    before = catalog_dump(empty_db_url)
+
+    migrations.upgrade(empty_db_url)
+
+    assert catalog_dump(empty_db_url) == before
+    with psycopg.connect(empty_db_url) as conn:
+        assert conn.execute("SELECT value FROM drift.settings WHERE key = 'refusal_rate_threshold'").fetchone() == (
+            "0.3",
+        )
+        assert conn.execute("SELECT count(*) FROM drift.interaction_log").fetchone() == (1,)
+
+
+def test_sql_script_yields_the_same_schema_as_upgrade(empty_db_url: str, other_empty_db_url: str) -> None:
+    migrations.upgrade(empty_db_url)
+
+    script = migrations.schema_script()
+    with psycopg.connect(other_empty_db_url, autocommit=True) as conn:
+        conn.execute(script)  # one multi-statement script, as Supabase's SQL editor runs it
+
+    upgraded, scripted = catalog_dump(empty_db_url), catalog_dump(other_empty_db_url)
+    for catalog in CATALOG_QUERIES:
+        assert scripted[catalog] == upgraded[catalog], catalog
+    # The script records the head revision: `db upgrade` afterwards continues, changing nothing.
+    assert migrations.current_revision(other_empty_db_url) == head_revision()
+    migrations.upgrade(other_empty_db_url)
+    assert catalog_dump(other_empty_db_url) == scripted
+
+
+def test_every_table_view_function_and_column_has_a_comment(db_url: str) -> None:
+    with psycopg.connect(db_url) as conn:
+        missing = conn.execute(
+            """
+            SELECT 'relation ' || c.relname FROM pg_class c
+            WHERE c.relnamespace = 'drift'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+              AND c.relname <> 'alembic_version'   -- alembic's own bookkeeping table
+              AND obj_description(c.oid, 'pg_class') IS NULL
+            UNION ALL
+            SELECT 'column ' || c.relname || '.' || a.attname FROM pg_class c
+            JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+            WHERE c.relnamespace = 'drift'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f')
+              AND c.relname <> 'alembic_version'
+              AND col_description(c.oid, a.attnum) IS NULL
+            UNION ALL
+            SELECT 'function ' || p.oid::regprocedure::text FROM pg_proc p
+            WHERE p.pronamespace = 'drift'::regnamespace AND obj_description(p.oid, 'pg_proc') IS NULL
+            UNION ALL
+            SELECT 'schema drift' WHERE obj_description('drift'::regnamespace, 'pg_namespace') IS NULL
+            ORDER BY 1
+            """
+        ).fetchall()
+        counted = conn.execute(
+            "SELECT count(*) FROM pg_class WHERE relnamespace = 'drift'::regnamespace AND relkind IN ('r', 'v')"
+        ).fetchone()
+    assert counted is not None and counted[0] >= 10  # the query really looks at the schema
+    assert [m[0] for m in missing] == []
