@@ -30,14 +30,28 @@ def check_line(row: Mapping[str, Any]) -> str:
 
 
 def drift_reason(row: Mapping[str, Any]) -> str:
+    """Why a metric drifted, in the words of the test that decided it."""
     metric = row["metric"]
+    details = row.get("details") or {}
+    effect = details.get("effect_size")
+    effect_text = f", effect size {_num(effect, 2)}" if effect is not None else ""
     if metric == "accuracy":
         what = (
             f"accuracy {_num(row.get('value'), 3)} is {_num(row['score'], 3)} below baseline "
             f"{_num(row.get('baseline_value'), 3)} (limit {_num(row['threshold'], 3)})"
         )
     elif metric == "centroid_distance":
-        what = f"centroid cosine distance {_num(row['score'], 3)} > {_num(row['threshold'], 3)}"
+        # The calibrated mean-shift test decides; the seed's fixed distance is reported beside it.
+        reached = "above" if row["score"] is not None and row["score"] > row["threshold"] else "below"
+        what = (
+            f"mean embedding shifted: centroid cosine distance {_num(row['score'], 3)} ({reached} the seed's "
+            f"fixed {_num(row['threshold'], 3)}){effect_text}"
+        )
+    elif metric == "novelty_rate":
+        what = (
+            f"novelty rate {_num(row['score'], 3)} > expected {_num(row['threshold'], 3)}: "
+            f"traffic far from every baseline example{effect_text}"
+        )
     else:
         base = row.get("baseline_value")
         baseline = f", baseline {_num(base, 3)}" if base is not None else ""
