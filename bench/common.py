@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import sys
@@ -19,12 +20,13 @@ from driftloop.database import with_dbname
 
 
 def server_url() -> str:
-    """DATABASE_URL's server, else an embedded server in a throwaway DRIFTLOOP_HOME."""
-    if not os.environ.get("DATABASE_URL"):
-        os.environ.setdefault("DRIFTLOOP_HOME", tempfile.mkdtemp(prefix="driftloop-bench-"))
-    from driftloop.database import database_url
+    """DATABASE_URL's server, else an embedded server in a throwaway DRIFTLOOP_HOME (stopped at exit)."""
+    from driftloop import database
 
-    return database_url()
+    if not os.environ.get("DATABASE_URL") and not os.environ.get("DRIFTLOOP_HOME"):
+        os.environ["DRIFTLOOP_HOME"] = tempfile.mkdtemp(prefix="driftloop-bench-")
+        atexit.register(database.stop_embedded)
+    return database.database_url()
 
 
 @contextmanager

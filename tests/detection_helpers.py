@@ -1,0 +1,59 @@
+"""Shared by the detection tests: log known traffic into a test database and read reports."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import psycopg
+from psycopg.rows import dict_row
+
+from driftloop.client import Client
+from driftloop.detection_cases import EmbeddingCase, TopicTraffic, interaction_rows, spread_times
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+HOUR = timedelta(hours=1)
+
+
+def add_model(conn: psycopg.Connection[Any], model: str) -> None:
+    """Register a model whose evaluation the test drives (no trigger evaluation, no auto baseline)."""
+    conn.execute("UPDATE drift.settings SET value = '0' WHERE key = 'auto_baseline'")
+    conn.execute("INSERT INTO drift.models (model, auto_evaluate) VALUES (%s, false)", (model,))
+
+
+def log_embeddings(
+    client: Client,
+    model: str,
+    traffic: TopicTraffic,
+    case: EmbeddingCase,
+    start: datetime,
+    span: timedelta,
+    n: int,
+    rng: np.random.Generator,
+) -> None:
+    client.log_embeddings(model, traffic.sample(n, case, rng), created_at=spread_times(start, span, n, rng))
+
+
+def log_interactions(
+    client: Client,
+    model: str,
+    start: datetime,
+    span: timedelta,
+    n: int,
+    rng: np.random.Generator,
+    **rates: float,
+) -> None:
+    client.log_interactions(interaction_rows(model, spread_times(start, span, n, rng), rng, **rates))
+
+
+def set_baseline(conn: psycopg.Connection[Any], model: str, starts: datetime, ends: datetime) -> None:
+    conn.execute("SELECT drift.compact_rollups()")
+    conn.execute("SELECT count(*) FROM drift.set_baseline(%s, %s, %s)", (model, starts, ends))
+
+
+def report(conn: psycopg.Connection[Any], model: str, as_of: datetime) -> dict[str, dict[str, Any]]:
+    """drift.drift_report(as_of) of one model, by metric."""
+    cur = conn.cursor(row_factory=dict_row)
+    rows = cur.execute("SELECT * FROM drift.drift_report(%s, %s)", (as_of, [model])).fetchall()
+    return {row["metric"]: row for row in rows}
