@@ -68,10 +68,17 @@ def evidently_check() -> Callable[[np.ndarray, np.ndarray], bool] | None:
     """Evidently's default embedding drift test, when the optional `bench` extra is installed."""
     if importlib.util.find_spec("evidently") is None:
         return None
+    import evidently  # type: ignore[import-not-found]  # noqa: F401  (initialise before its legacy modules)
     import pandas as pd
-    from evidently import ColumnMapping  # type: ignore[import-not-found]
-    from evidently.metrics import EmbeddingsDriftMetric  # type: ignore[import-not-found]
-    from evidently.report import Report  # type: ignore[import-not-found]
+
+    try:  # evidently >= 0.7 keeps the Report/ColumnMapping API under `legacy`
+        from evidently.legacy.metrics import EmbeddingsDriftMetric  # type: ignore[import-not-found]
+        from evidently.legacy.pipeline.column_mapping import ColumnMapping  # type: ignore[import-not-found]
+        from evidently.legacy.report import Report  # type: ignore[import-not-found]
+    except ImportError:
+        from evidently import ColumnMapping  # type: ignore[import-not-found,no-redef]
+        from evidently.metrics import EmbeddingsDriftMetric  # type: ignore[import-not-found,no-redef]
+        from evidently.report import Report  # type: ignore[import-not-found,no-redef]
 
     def check(ref: np.ndarray, cur: np.ndarray) -> bool:
         cols = [f"e{i}" for i in range(ref.shape[1])]
