@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -59,6 +60,18 @@ def best_of(repeats: int, fn: Callable[[], Any], setup: Callable[[], Any] | None
         fn()
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def median_time(repeats: int, fn: Callable[[], Any], warmup: bool = True) -> float:
+    """Median of `repeats` timings (after one warm-up run): robust to a noisy neighbour."""
+    if warmup:
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 @dataclass

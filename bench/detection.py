@@ -38,7 +38,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 import driftloop
-from bench.common import emit, fresh_database
+from bench.common import emit, fresh_database, median_time
 from driftloop.database import connect
 from driftloop.detection_cases import EMBEDDING_CASES, EmbeddingCase, TopicTraffic, interaction_rows, spread_times
 
@@ -143,6 +143,24 @@ def windows(url: str, dims: int, per_case: int, seed: int) -> dict[str, Any]:
 
 
 # -- 2. streams with a change point -------------------------------------------------------------
+def log_baseline_hours(
+    client: driftloop.Client,
+    conn: psycopg.Connection[Any],
+    model: str,
+    traffic: TopicTraffic,
+    rng: np.random.Generator,
+    per_minute: int,
+) -> None:
+    """Six hours of drift-free traffic from T0, set as the model's baseline."""
+    add_model(conn, model)
+    for h in range(6):
+        times = spread_times(T0 + h * HOUR, HOUR, 60 * per_minute, rng)
+        client.log_embeddings(model, traffic.sample(len(times), EMBEDDING_CASES[0], rng), created_at=times)
+        client.log_interactions(interaction_rows(model, times, rng, **BASE_RATES))
+    conn.execute("SELECT drift.compact_rollups()")
+    conn.execute("SELECT count(*) FROM drift.set_baseline(%s, %s, %s)", (model, T0, T0 + 6 * HOUR))
+
+
 def minute(
     client: driftloop.Client,
     model: str,
@@ -181,13 +199,7 @@ def stream(
     traffic = TopicTraffic(384, seed)
     no_drift = EMBEDDING_CASES[0]
     with driftloop.connect(url) as client, connect(url, autocommit=True) as conn:
-        add_model(conn, model)
-        for h in range(6):
-            times = spread_times(T0 + h * HOUR, HOUR, 60 * per_minute, rng)
-            client.log_embeddings(model, traffic.sample(len(times), no_drift, rng), created_at=times)
-            client.log_interactions(interaction_rows(model, times, rng, **BASE_RATES))
-        conn.execute("SELECT drift.compact_rollups()")
-        conn.execute("SELECT count(*) FROM drift.set_baseline(%s, %s, %s)", (model, T0, T0 + 6 * HOUR))
+        log_baseline_hours(client, conn, model, traffic, rng, per_minute)
         change = T0 + 6 * HOUR + pre * MINUTE
         events: list[tuple[float, str, str]] = []
         seed_minutes: list[float] = []
@@ -261,13 +273,7 @@ def drift_free(url: str, hours: int, seed: int, per_minute: int = 100) -> dict[s
     p_values: dict[str, list[float]] = {}
     events = 0
     with driftloop.connect(url) as client, connect(url, autocommit=True) as conn:
-        add_model(conn, model)
-        for h in range(6):
-            times = spread_times(T0 + h * HOUR, HOUR, 60 * per_minute, rng)
-            client.log_embeddings(model, traffic.sample(len(times), no_drift, rng), created_at=times)
-            client.log_interactions(interaction_rows(model, times, rng, **BASE_RATES))
-        conn.execute("SELECT drift.compact_rollups()")
-        conn.execute("SELECT count(*) FROM drift.set_baseline(%s, %s, %s)", (model, T0, T0 + 6 * HOUR))
+        log_baseline_hours(client, conn, model, traffic, rng, per_minute)
         start = T0 + 6 * HOUR
         for m in range(hours * 60):
             at = start + m * MINUTE
@@ -310,15 +316,6 @@ def drift_free(url: str, hours: int, seed: int, per_minute: int = 100) -> dict[s
 
 
 # -- 4. cost at reference 100,000 vs window 20,000 ----------------------------------------------
-def timed(repeats: int, fn: Callable[[], object]) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def naive_check(conn: psycopg.Connection[Any], model: str, base_end: datetime, as_of: datetime) -> None:
     """The same statistics from raw rows: what a tool reading the data out of Postgres does."""
 
@@ -361,17 +358,18 @@ def cost(url: str, reference: int, window: int, seed: int) -> dict[str, Any]:
         )
         conn.execute("SELECT drift.compact_rollups()")
         conn.execute("VACUUM ANALYZE drift.embeddings_log")
-        calibrate_s = timed(
+        calibrate_s = median_time(
             1,
-            lambda: conn.execute(
+            warmup=False,
+            fn=lambda: conn.execute(
                 "SELECT count(*) FROM drift.set_baseline(%s, %s, %s, ARRAY['embedding'])", (model, T0, base_end)
             ),
         )
         query = "SELECT * FROM drift.embedding_report(%s, %s)"
-        cold_s = timed(1, lambda: conn.execute(query, (as_of, [model])).fetchall())
+        cold_s = median_time(1, warmup=False, fn=lambda: conn.execute(query, (as_of, [model])).fetchall())
         conn.execute("SELECT count(*) FROM drift.evaluate_models(%s, %s)", (as_of, [model]))  # caches novelty
-        warm_s = timed(5, lambda: conn.execute(query, (as_of, [model])).fetchall())
-        naive_s = timed(3, lambda: naive_check(conn, model, base_end, as_of))
+        warm_s = median_time(5, warmup=False, fn=lambda: conn.execute(query, (as_of, [model])).fetchall())
+        naive_s = median_time(3, warmup=False, fn=lambda: naive_check(conn, model, base_end, as_of))
         # Four times the history, all before the baseline: the check must not notice.
         for i in range(0, 3 * reference, 20_000):
             n = min(20_000, 3 * reference - i)
@@ -380,7 +378,7 @@ def cost(url: str, reference: int, window: int, seed: int) -> dict[str, Any]:
             )
         conn.execute("SELECT drift.compact_rollups()")
         conn.execute("VACUUM ANALYZE drift.embeddings_log")
-        warm_big_s = timed(5, lambda: conn.execute(query, (as_of, [model])).fetchall())
+        warm_big_s = median_time(5, warmup=False, fn=lambda: conn.execute(query, (as_of, [model])).fetchall())
     return {
         "reference": reference,
         "window": window,

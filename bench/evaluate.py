@@ -9,32 +9,18 @@ faster than naive at 1M rows; time at 1M / time at 100k <= 1.3.
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import psycopg
 
 import driftloop
-from bench.common import emit, fresh_database
+from bench.common import emit, fresh_database, median_time
 from driftloop.database import connect
 
 MODEL = "bench-evaluate"
 DIMS = 384
 DAYS = 7
-
-
-def timed(repeats: int, fn: Callable[[], object]) -> float:
-    """Median of `repeats` timings after one warm-up (the median resists a noisy neighbour)."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def load(client: driftloop.Client, rows: int, end: datetime, seed: int) -> None:
@@ -77,9 +63,9 @@ def measure(url: str, end: datetime, repeats: int) -> dict[str, float]:
         rows = conn.execute("SELECT count(*) FROM drift.embeddings_log").fetchone()[0]
         return {
             "rows": rows,
-            "evaluate_s": round(timed(repeats, evaluate), 6),
-            "drift_status_s": round(timed(repeats, status), 6),
-            "naive_avg_s": round(timed(max(3, repeats // 10), naive), 6),
+            "evaluate_s": round(median_time(repeats, evaluate), 6),
+            "drift_status_s": round(median_time(repeats, status), 6),
+            "naive_avg_s": round(median_time(max(3, repeats // 10), naive), 6),
         }
 
 
