@@ -1162,6 +1162,15 @@ END $$;
 -- ---------------------------------------------------------------------------------------------
 -- Evaluate: raise events for new drifts
 -- ---------------------------------------------------------------------------------------------
+CREATE FUNCTION drift.prepare_report(p_as_of timestamptz, p_models text[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    NULL;  -- nothing to prepare for the rollup-only statistics of this revision
+END $$;
+COMMENT ON FUNCTION drift.prepare_report(timestamptz, text[]) IS 'Extension point: drift.evaluate_models calls it before reading the report, so statistics that cache per-window work (novelty counts, revision 0004) do it once per evaluation. A no-op in revision 0001.';
+
 CREATE FUNCTION drift.evaluate_models(p_as_of timestamptz, p_models text[]) RETURNS SETOF drift.drift_events
 LANGUAGE plpgsql
 SET search_path = pg_catalog
@@ -1177,6 +1186,7 @@ BEGIN
         WHERE (p_models IS NULL OR l.model = ANY (p_models))
           AND (l.last_evaluated_as_of IS NULL OR l.last_evaluated_as_of < p_as_of)
         FOR UPDATE SKIP LOCKED);
+    PERFORM drift.prepare_report(p_as_of, p_models);
     RETURN QUERY
     WITH raised AS (
         INSERT INTO drift.drift_events AS e (model, kind, metric, score, threshold, p_value, window_start,

@@ -1,6 +1,5 @@
 -- Restores the 0001 statistics exactly: the report functions and view column comments as
 -- 0001 defined them; drops everything 0004 added.
-DROP TRIGGER IF EXISTS models_score_novelty ON drift.models;
 DROP TRIGGER IF EXISTS baselines_calibrate ON drift.baselines;
 DROP TRIGGER IF EXISTS baselines_uncalibrate ON drift.baselines;
 DROP TRIGGER IF EXISTS settings_validate_detection ON drift.settings;
@@ -135,7 +134,14 @@ BEGIN
 END $$;
 
 DROP FUNCTION drift.embedding_mean_test(bigint, vector, bigint, vector, drift.embedding_calibration);
-DROP FUNCTION drift.models_score_novelty();
+CREATE OR REPLACE FUNCTION drift.prepare_report(p_as_of timestamptz, p_models text[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    NULL;  -- nothing to prepare for the rollup-only statistics of this revision
+END $$;
+COMMENT ON FUNCTION drift.prepare_report(timestamptz, text[]) IS 'Extension point: drift.evaluate_models calls it before reading the report, so statistics that cache per-window work (novelty counts, revision 0004) do it once per evaluation. A no-op in revision 0001.';
 DROP FUNCTION drift.novelty_score(text, timestamptz, timestamptz);
 DROP FUNCTION drift.novelty_window(text, timestamptz, timestamptz);
 DROP FUNCTION drift.novelty_todo(text, timestamptz, timestamptz);

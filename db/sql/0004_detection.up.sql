@@ -543,26 +543,24 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION drift.novelty_score(text, timestamptz, timestamptz) IS 'Scores the not yet (or no longer) cached buckets of a window into drift.novelty_rollup; returns the buckets written.';
 
-CREATE FUNCTION drift.models_score_novelty() RETURNS trigger
+CREATE OR REPLACE FUNCTION drift.prepare_report(p_as_of timestamptz, p_models text[]) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog
 AS $$
 DECLARE
-    cfg record;
+    cfg record := drift.report_config(p_as_of);
+    m record;
 BEGIN
-    -- drift.evaluate_models advances the evaluation clock before it reads the report: score
-    -- the new window's buckets now so each embedding is searched once, not every minute.
-    IF NEW.embedding_dims IS NOT NULL
-       AND EXISTS (SELECT 1 FROM drift.embedding_calibration c WHERE c.model = NEW.model) THEN
-        SELECT * INTO cfg FROM drift.report_config(NEW.last_evaluated_as_of);
-        PERFORM drift.novelty_score(NEW.model, cfg.window_start, cfg.window_end);
-    END IF;
-    RETURN NULL;
+    -- Score and cache the window's novelty before the report reads it, so each embedding is
+    -- searched once (a bucket that gained rows since is scored again), not at every read.
+    FOR m IN
+        SELECT c.model FROM drift.embedding_calibration c
+        WHERE p_models IS NULL OR c.model = ANY (p_models)
+    LOOP
+        PERFORM drift.novelty_score(m.model, cfg.window_start, cfg.window_end);
+    END LOOP;
 END $$;
-COMMENT ON FUNCTION drift.models_score_novelty() IS 'When a model''s evaluation clock advances, caches the novelty counts of its current window.';
-CREATE TRIGGER models_score_novelty AFTER UPDATE OF last_evaluated_as_of ON drift.models
-    FOR EACH ROW WHEN (NEW.last_evaluated_as_of IS DISTINCT FROM OLD.last_evaluated_as_of)
-    EXECUTE FUNCTION drift.models_score_novelty();
+COMMENT ON FUNCTION drift.prepare_report(timestamptz, text[]) IS 'Called by drift.evaluate_models before it reads the report: caches the novelty counts of each calibrated model''s current window.';
 
 -- ---------------------------------------------------------------------------------------------
 -- Reports
