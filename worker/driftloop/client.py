@@ -110,7 +110,7 @@ class Client:
         Rejects NaN/inf and a dimension other than the model's existing embeddings; on any
         error nothing is written.
         """
-        validation._text(model, 0, "model", validation.MAX_NAME_CHARS, required=True)
+        validation.model_name(model)
         with self.pool.connection() as conn, conn.transaction():
             matrix = self._embedding_matrix(conn, model, array)
             stamps = validation.timestamps(created_at, len(matrix))

@@ -43,7 +43,7 @@ INTERACTION_FIELDS = {
 }
 
 
-def _text(value: Any, row: int, field: str, limit: int, *, required: bool = False) -> str | None:
+def _text(value: Any, row: int | None, field: str, limit: int, *, required: bool = False) -> str | None:
     if value is None:
         if required:
             raise InputError("is required", row=row, field=field)
@@ -66,6 +66,13 @@ def _text(value: Any, row: int, field: str, limit: int, *, required: bool = Fals
     if len(value) > limit:
         raise InputError(f"is {len(value)} characters long; the limit is {limit}", row=row, field=field)
     return value
+
+
+def model_name(value: Any) -> str:
+    """A model name as the log tables accept it (non-empty text of at most 200 characters)."""
+    name = _text(value, None, "model", MAX_NAME_CHARS, required=True)
+    assert name is not None
+    return name
 
 
 def _number(value: Any, row: int, field: str, lo: float, hi: float | None) -> float | None:
