@@ -642,24 +642,19 @@ DECLARE
     m drift.models;
     due text[] := '{}';
 BEGIN
+    FOR stmt IN SELECT DISTINCT n.model FROM new_rows n LOOP
+        m := drift.register_model(stmt.model);
+        IF NOT m.interactions_seen THEN
+            UPDATE drift.models SET interactions_seen = true WHERE model = stmt.model AND NOT interactions_seen;
+        END IF;
+        -- Only new interactions make a model due; late labels wait for the next evaluation.
+        IF TG_OP = 'INSERT' AND m.auto_evaluate AND m.next_evaluation_at <= clock_timestamp() THEN
+            due := due || stmt.model;
+        END IF;
+    END LOOP;
     IF TG_OP = 'INSERT' THEN
-        FOR stmt IN SELECT DISTINCT n.model FROM new_rows n LOOP
-            m := drift.register_model(stmt.model);
-            IF NOT m.interactions_seen THEN
-                UPDATE drift.models SET interactions_seen = true WHERE model = stmt.model AND NOT interactions_seen;
-            END IF;
-            IF m.auto_evaluate AND m.next_evaluation_at <= clock_timestamp() THEN
-                due := due || stmt.model;
-            END IF;
-        END LOOP;
         EXECUTE drift.interaction_delta_sql('SELECT 1 AS sign, n.* FROM new_rows n') USING width, toxic_at;
     ELSE
-        FOR stmt IN SELECT DISTINCT n.model FROM new_rows n LOOP
-            m := drift.register_model(stmt.model);
-            IF NOT m.interactions_seen THEN
-                UPDATE drift.models SET interactions_seen = true WHERE model = stmt.model AND NOT interactions_seen;
-            END IF;
-        END LOOP;
         EXECUTE drift.interaction_delta_sql(
             'SELECT 1 AS sign, n.* FROM new_rows n UNION ALL SELECT -1 AS sign, o.* FROM old_rows o')
             USING width, toxic_at;
