@@ -137,15 +137,62 @@ RETURNING id;
 SELECT status, claimed_by, lease_expires_at FROM drift.drift_events WHERE id = %(event_id)s;
 
 -- name: scrape
--- Everything /metrics reads from the database, in one query: the drift views and the
--- number of events per status.
-SELECT 'drift' AS family, model, kind, metric, score, threshold, p_value,
-    CASE WHEN drifted THEN 1.0 ELSE 0.0 END AS drifted, NULL::text AS status, NULL::float8 AS n
-FROM drift.drift_status
+-- Everything /metrics reads from the database, in one statement (one snapshot) of rows
+-- (family, a, b, c, le, value): the drift views; events per status; the oldest pending
+-- event's age; each model's last evaluation; action runs by outcome; and two histograms
+-- whose cumulative buckets are counted here (le = +Inf carries the count, c its sum).
+-- Durations count runs that ran to an end: abandoned and released runs were cut short.
+WITH status AS MATERIALIZED (
+    SELECT model, kind, metric, score, threshold, p_value, CASE WHEN drifted THEN 1.0 ELSE 0.0 END AS drifted
+    FROM drift.drift_status
+), durations AS (
+    SELECT action, extract(epoch FROM finished_at - started_at)::float8 AS s
+    FROM drift.action_runs
+    WHERE outcome IN ('succeeded', 'failed', 'lease_lost') AND finished_at IS NOT NULL
+), reactions AS (
+    SELECT greatest(extract(epoch FROM min(r.started_at) - e.created_at)::float8, 0) AS s
+    FROM drift.drift_events AS e
+    JOIN drift.action_runs AS r ON r.event_id = e.id
+    GROUP BY e.id, e.created_at
+), duration_le(le) AS (
+    SELECT unnest('{0.01,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,300,900,Infinity}'::float8[])
+), reaction_le(le) AS (
+    SELECT unnest('{0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,300,900,3600,Infinity}'::float8[])
+)
+SELECT 'score' AS family, model AS a, kind AS b, metric AS c, NULL::float8 AS le, score AS value
+FROM status WHERE score IS NOT NULL
+UNION ALL SELECT 'threshold', model, kind, metric, NULL, threshold FROM status WHERE threshold IS NOT NULL
+UNION ALL SELECT 'p_value', model, kind, metric, NULL, p_value FROM status WHERE p_value IS NOT NULL
+UNION ALL SELECT 'drifted', model, kind, metric, NULL, drifted FROM status
 UNION ALL
-SELECT 'events', NULL, NULL, NULL, NULL, NULL, NULL, NULL, status, count(*)::float8
-FROM drift.drift_events
-GROUP BY status;
+SELECT 'events', s.status, NULL, NULL, NULL, count(e.id)::float8
+FROM unnest('{pending,running,resolved,failed}'::text[]) AS s(status)
+LEFT JOIN drift.drift_events AS e ON e.status = s.status
+GROUP BY s.status
+UNION ALL
+SELECT 'oldest_pending', NULL, NULL, NULL, NULL,
+    coalesce(greatest(extract(epoch FROM now() - min(created_at)), 0), 0)::float8
+FROM drift.drift_events WHERE status = 'pending'
+UNION ALL
+SELECT 'last_evaluation', m.model, NULL, NULL, NULL, extract(epoch FROM h.at)::float8
+FROM drift.models AS m
+CROSS JOIN LATERAL (
+    SELECT max(evaluated_at) AS at FROM drift.evaluation_history AS h WHERE h.model = m.model
+) AS h
+WHERE h.at IS NOT NULL
+UNION ALL
+SELECT 'actions', action, outcome, NULL, NULL, count(*)::float8
+FROM drift.action_runs WHERE outcome <> 'running' GROUP BY action, outcome
+UNION ALL
+SELECT 'duration', d.action, NULL, sum(d.s) FILTER (WHERE b.le = 'Infinity')::text, b.le,
+    count(*) FILTER (WHERE d.s <= b.le)::float8
+FROM durations AS d CROSS JOIN duration_le AS b
+GROUP BY d.action, b.le
+UNION ALL
+SELECT 'reaction', NULL, NULL, sum(r.s) FILTER (WHERE b.le = 'Infinity')::text, b.le,
+    count(*) FILTER (WHERE r.s <= b.le)::float8
+FROM reactions AS r CROSS JOIN reaction_le AS b
+GROUP BY b.le;
 
 -- name: set_baseline
 SELECT count(*) FROM drift.set_baseline(%(model)s, %(starts)s, %(ends)s, %(kinds)s, %(source)s);
