@@ -129,7 +129,7 @@ class DriftCollector(Collector):
             yield from (families[k] for k in ("up", "errors"))
             return
         self._last_duration = time.perf_counter() - started
-        buckets: dict[tuple[str, str], list[tuple[str, float]]] = defaultdict(list)
+        buckets: dict[tuple[str, str], list[tuple[float, float]]] = defaultdict(list)
         sums: dict[tuple[str, str], float] = {}
         for family, a, b, c, le, value in rows:
             if family in DRIFT_GAUGES:
@@ -144,12 +144,13 @@ class DriftCollector(Collector):
                 families["actions"].add_metric([a, b], value)
             elif family in ("duration", "reaction"):
                 key = (family, a or "")
-                buckets[key].append(("+Inf" if math.isinf(le) else _le(le), value))
+                buckets[key].append((le, value))
                 if math.isinf(le):
                     sums[key] = float(c)  # the +Inf row carries the sum of all observations
         for (family, action), series in buckets.items():
             labels = [action] if family == "duration" else []
-            families[family].add_metric(labels, series, sum_value=sums.get((family, action), 0.0))  # type: ignore[attr-defined]
+            ordered = [("+Inf" if math.isinf(le) else _le(le), n) for le, n in sorted(series)]  # +Inf last: the count
+            families[family].add_metric(labels, ordered, sum_value=sums.get((family, action), 0.0))  # type: ignore[attr-defined]
         families["up"].add_metric([], 1)
         families["errors"].add_metric([], self._errors)
         families["scrape_duration"].add_metric([], self._last_duration)
