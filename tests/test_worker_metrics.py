@@ -354,7 +354,7 @@ def test_prometheus_evaluates_every_dashboard_and_rule_expression(
     finally:
         for proc in (worker, exporter):
             proc.send_signal(signal.SIGTERM)
-        assert worker.wait(timeout=30) == 0 and exporter.wait(timeout=30) == 0
+        assert worker.wait(timeout=60) == 0 and exporter.wait(timeout=60) == 0
         kill_group(worker)
 
 

@@ -188,28 +188,36 @@ COMMENT ON COLUMN drift.action_timeline.first_run IS 'Whether this is the event'
 COMMENT ON COLUMN drift.action_timeline.text IS 'One line for an annotation.';
 COMMENT ON COLUMN drift.action_timeline.tags IS 'Annotation tags: action, action name, outcome.';
 
-CREATE OR REPLACE VIEW drift.model_overview AS
-SELECT m.model, ev.evaluated_at AS last_evaluated_at, m.last_evaluated_as_of,
-    coalesce(st.metrics, 0) AS metrics, coalesce(st.drifted, 0) AS drifted_metrics,
-    coalesce(ec.open_events, 0) AS open_events, coalesce(ec.failed_events, 0) AS failed_events,
-    coalesce(ec.events, 0) AS events, ar.last_action_at, ar.last_action, ar.last_outcome
+CREATE OR REPLACE VIEW drift.evaluation_freshness AS
+SELECT m.model, ev.evaluated_at AS last_evaluated_at, m.last_evaluated_as_of
 FROM drift.models AS m
 LEFT JOIN LATERAL (
     SELECT max(h.evaluated_at) AS evaluated_at FROM drift.evaluation_history AS h WHERE h.model = m.model
-) AS ev ON true
+) AS ev ON true;
+COMMENT ON VIEW drift.evaluation_freshness IS 'When each model was last evaluated: the wall clock (for "no evaluation for 10 minutes") and the data clock. Read by /metrics.';
+COMMENT ON COLUMN drift.evaluation_freshness.model IS 'Model name.';
+COMMENT ON COLUMN drift.evaluation_freshness.last_evaluated_at IS 'Wall-clock time of the last evaluation recorded in drift.evaluation_history (NULL: none yet).';
+COMMENT ON COLUMN drift.evaluation_freshness.last_evaluated_as_of IS 'Data-clock time of the last evaluation.';
+
+CREATE OR REPLACE VIEW drift.model_overview AS
+SELECT f.model, f.last_evaluated_at, f.last_evaluated_as_of,
+    coalesce(st.metrics, 0) AS metrics, coalesce(st.drifted, 0) AS drifted_metrics,
+    coalesce(ec.open_events, 0) AS open_events, coalesce(ec.failed_events, 0) AS failed_events,
+    coalesce(ec.events, 0) AS events, ar.last_action_at, ar.last_action, ar.last_outcome
+FROM drift.evaluation_freshness AS f
 LEFT JOIN (
     SELECT s.model, count(*) AS metrics, count(*) FILTER (WHERE s.drifted) AS drifted
     FROM drift.drift_status AS s GROUP BY s.model
-) AS st ON st.model = m.model
+) AS st ON st.model = f.model
 LEFT JOIN (
     SELECT e.model, count(*) AS events, count(*) FILTER (WHERE e.status IN ('pending', 'running')) AS open_events,
         count(*) FILTER (WHERE e.status = 'failed') AS failed_events
     FROM drift.drift_events AS e GROUP BY e.model
-) AS ec ON ec.model = m.model
+) AS ec ON ec.model = f.model
 LEFT JOIN LATERAL (
     SELECT r.started_at AS last_action_at, r.action AS last_action, r.outcome AS last_outcome
     FROM drift.action_runs AS r JOIN drift.drift_events AS e ON e.id = r.event_id
-    WHERE e.model = m.model ORDER BY r.started_at DESC LIMIT 1
+    WHERE e.model = f.model ORDER BY r.started_at DESC LIMIT 1
 ) AS ar ON true;
 COMMENT ON VIEW drift.model_overview IS 'One row per model: drifted metrics now, open and failed events, the last evaluation and the last action.';
 COMMENT ON COLUMN drift.model_overview.model IS 'Model name.';

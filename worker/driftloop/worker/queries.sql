@@ -67,18 +67,18 @@ SELECT status, claimed_by, lease_expires_at FROM drift.drift_events WHERE id = %
 -- event's age; each model's last evaluation; action runs by outcome; and two histograms
 -- whose cumulative buckets are counted here (le = +Inf carries the count, c its sum).
 -- Durations count runs that ran to an end: abandoned and released runs were cut short.
+-- It reads views and drift_events only, which is what the driftloop_reader role may read.
 WITH status AS MATERIALIZED (
     SELECT model, kind, metric, score, threshold, p_value, CASE WHEN drifted THEN 1.0 ELSE 0.0 END AS drifted
     FROM drift.drift_status
+), runs AS MATERIALIZED (
+    SELECT action, outcome, duration_seconds, since_event_seconds, first_run FROM drift.action_timeline
 ), durations AS (
-    SELECT action, extract(epoch FROM finished_at - started_at)::float8 AS s
-    FROM drift.action_runs
-    WHERE outcome IN ('succeeded', 'failed', 'lease_lost') AND finished_at IS NOT NULL
+    SELECT action, duration_seconds AS s
+    FROM runs
+    WHERE outcome IN ('succeeded', 'failed', 'lease_lost') AND duration_seconds IS NOT NULL
 ), reactions AS (
-    SELECT greatest(extract(epoch FROM min(r.started_at) - e.created_at)::float8, 0) AS s
-    FROM drift.drift_events AS e
-    JOIN drift.action_runs AS r ON r.event_id = e.id
-    GROUP BY e.id, e.created_at
+    SELECT greatest(since_event_seconds, 0) AS s FROM runs WHERE first_run
 ), duration_le(le) AS (
     SELECT unnest('{0.01,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,300,900,Infinity}'::float8[])
 ), reaction_le(le) AS (
@@ -99,15 +99,12 @@ SELECT 'oldest_pending', NULL, NULL, NULL, NULL,
     coalesce(greatest(extract(epoch FROM now() - min(created_at)), 0), 0)::float8
 FROM drift.drift_events WHERE status = 'pending'
 UNION ALL
-SELECT 'last_evaluation', m.model, NULL, NULL, NULL, extract(epoch FROM h.at)::float8
-FROM drift.models AS m
-CROSS JOIN LATERAL (
-    SELECT max(evaluated_at) AS at FROM drift.evaluation_history AS h WHERE h.model = m.model
-) AS h
-WHERE h.at IS NOT NULL
+SELECT 'last_evaluation', model, NULL, NULL, NULL, extract(epoch FROM last_evaluated_at)::float8
+FROM drift.evaluation_freshness
+WHERE last_evaluated_at IS NOT NULL
 UNION ALL
 SELECT 'actions', action, outcome, NULL, NULL, count(*)::float8
-FROM drift.action_runs WHERE outcome <> 'running' GROUP BY action, outcome
+FROM runs WHERE outcome <> 'running' GROUP BY action, outcome
 UNION ALL
 SELECT 'duration', d.action, NULL, sum(d.s) FILTER (WHERE b.le = 'Infinity')::text, b.le,
     count(*) FILTER (WHERE d.s <= b.le)::float8
