@@ -2242,8 +2242,13 @@ SELECT coalesce((e.details ->> 'as_of')::timestamptz, e.window_end, e.created_at
     e.p_value, e.attempts, e.max_attempts, e.created_at, e.closed_at, e.last_error,
     format('%s %s/%s drifted: score %s > threshold %s (%s)', e.model, e.kind, e.metric,
         round(e.score::numeric, 4), round(e.threshold::numeric, 4), e.status) AS text,
-    ARRAY['drift', e.kind, e.metric, e.status] AS tags
-FROM drift.drift_events AS e;
+    ARRAY['drift', e.kind, e.metric, e.status] AS tags,
+    extract(epoch FROM fr.started_at - e.created_at)::float8 AS reaction_seconds
+FROM drift.drift_events AS e
+-- a lateral join, so the first run is looked up once per event however often it is used
+LEFT JOIN LATERAL (
+    SELECT min(r.started_at) AS started_at FROM drift.action_runs AS r WHERE r.event_id = e.id
+) AS fr ON true;
 COMMENT ON VIEW drift.event_timeline IS 'Drift events on the data clock, shaped as Grafana annotations (time, timeend, text, tags).';
 COMMENT ON COLUMN drift.event_timeline."time" IS 'When the drift was detected, on the data clock: the evaluation time (details.as_of), else the window end.';
 COMMENT ON COLUMN drift.event_timeline.timeend IS 'When the event closed, on the data clock (closed_as_of); NULL while open.';
@@ -2262,6 +2267,7 @@ COMMENT ON COLUMN drift.event_timeline.closed_at IS 'When it was resolved or fai
 COMMENT ON COLUMN drift.event_timeline.last_error IS 'Error of the last failed attempt.';
 COMMENT ON COLUMN drift.event_timeline.text IS 'One line for an annotation.';
 COMMENT ON COLUMN drift.event_timeline.tags IS 'Annotation tags: drift, kind, metric, status.';
+COMMENT ON COLUMN drift.event_timeline.reaction_seconds IS 'From the event''s creation to the start of its first action run (NULL: no run yet).';
 
 CREATE OR REPLACE VIEW drift.action_timeline AS
 SELECT coalesce((e.details ->> 'as_of')::timestamptz, e.window_end, e.created_at) + (r.started_at - e.created_at)
@@ -2271,7 +2277,6 @@ SELECT coalesce((e.details ->> 'as_of')::timestamptz, e.window_end, e.created_at
     r.id AS run_id, r.event_id, e.model, e.kind, e.metric, r.action, r.action_type, r.outcome, r.attempt, r.worker,
     r.started_at, r.finished_at, extract(epoch FROM r.finished_at - r.started_at)::float8 AS duration_seconds,
     extract(epoch FROM r.started_at - e.created_at)::float8 AS since_event_seconds,
-    r.started_at = min(r.started_at) OVER (PARTITION BY r.event_id) AS first_run,
     format('%s %s for %s/%s: %s', r.action, r.action_type, e.kind, e.metric, r.outcome) AS text,
     ARRAY['action', r.action, r.outcome] AS tags
 FROM drift.action_runs AS r
@@ -2292,8 +2297,7 @@ COMMENT ON COLUMN drift.action_timeline.worker IS 'The worker that ran it.';
 COMMENT ON COLUMN drift.action_timeline.started_at IS 'Wall-clock start.';
 COMMENT ON COLUMN drift.action_timeline.finished_at IS 'Wall-clock end; NULL while running.';
 COMMENT ON COLUMN drift.action_timeline.duration_seconds IS 'How long the run took.';
-COMMENT ON COLUMN drift.action_timeline.since_event_seconds IS 'From the event''s creation to this run''s start; for the first run, the reaction time.';
-COMMENT ON COLUMN drift.action_timeline.first_run IS 'Whether this is the event''s first run (its start ends the reaction time).';
+COMMENT ON COLUMN drift.action_timeline.since_event_seconds IS 'From the event''s creation to this run''s start (for the event''s first run: its reaction time, see drift.event_timeline).';
 COMMENT ON COLUMN drift.action_timeline.text IS 'One line for an annotation.';
 COMMENT ON COLUMN drift.action_timeline.tags IS 'Annotation tags: action, action name, outcome.';
 
@@ -2340,6 +2344,70 @@ COMMENT ON COLUMN drift.model_overview.events IS 'Events ever raised.';
 COMMENT ON COLUMN drift.model_overview.last_action_at IS 'Wall-clock start of the last action run.';
 COMMENT ON COLUMN drift.model_overview.last_action IS 'Its action name.';
 COMMENT ON COLUMN drift.model_overview.last_outcome IS 'Its outcome.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Action metrics for /metrics: counters and histograms counted from drift.action_runs, so every
+-- exporter serves the same values and a restart resets nothing. Each observation is binned once
+-- (width_bucket; `lt` = the bounds below it, so a value equal to a bound counts in that bound's
+-- bucket, as Prometheus' `le` means), then the few bins are summed per bound.
+-- ---------------------------------------------------------------------------------------------
+CREATE OR REPLACE VIEW drift.action_outcomes AS
+SELECT r.action, r.outcome, count(*) AS runs
+FROM drift.action_runs AS r
+WHERE r.outcome <> 'running'
+GROUP BY r.action, r.outcome;
+COMMENT ON VIEW drift.action_outcomes IS 'Finished action runs per action and outcome, all time (driftloop_actions_total).';
+COMMENT ON COLUMN drift.action_outcomes.action IS 'Action name in driftloop.toml.';
+COMMENT ON COLUMN drift.action_outcomes.outcome IS 'succeeded, failed, lease_lost, abandoned or released.';
+COMMENT ON COLUMN drift.action_outcomes.runs IS 'Runs with that outcome.';
+
+CREATE OR REPLACE VIEW drift.action_duration_histogram AS
+WITH b AS (
+    SELECT '{0.01,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,300,900}'::float8[] AS bounds
+), bins AS (
+    SELECT r.action, width_bucket(r.d, b.bounds) - (r.d = ANY (b.bounds))::int AS lt, count(*) AS n, sum(r.d) AS s
+    FROM (
+        SELECT action, date_part('epoch', finished_at - started_at) AS d  -- float8: cheaper than extract's numeric
+        FROM drift.action_runs
+        WHERE outcome IN ('succeeded', 'failed', 'lease_lost') AND finished_at IS NOT NULL
+    ) AS r
+    CROSS JOIN b
+    GROUP BY 1, 2
+)
+SELECT bins.action, le.le, coalesce(sum(bins.n) FILTER (WHERE bins.lt < le.i), 0)::bigint AS runs,
+    coalesce(sum(bins.s) FILTER (WHERE bins.lt < le.i), 0)::float8 AS seconds_sum
+FROM bins
+CROSS JOIN b
+CROSS JOIN LATERAL unnest(b.bounds || 'Infinity'::float8) WITH ORDINALITY AS le(le, i)
+GROUP BY bins.action, le.le;
+COMMENT ON VIEW drift.action_duration_histogram IS 'Cumulative histogram of action run durations per action (driftloop_action_duration_seconds): runs that ran to an end (succeeded, failed, lease_lost); abandoned and released runs were cut short.';
+COMMENT ON COLUMN drift.action_duration_histogram.action IS 'Action name.';
+COMMENT ON COLUMN drift.action_duration_histogram.le IS 'Upper bound of the bucket in seconds (Infinity: every run).';
+COMMENT ON COLUMN drift.action_duration_histogram.runs IS 'Runs that took at most le seconds.';
+COMMENT ON COLUMN drift.action_duration_histogram.seconds_sum IS 'Their total duration in seconds (at le = Infinity: the histogram''s sum).';
+
+CREATE OR REPLACE VIEW drift.event_reaction_histogram AS
+WITH b AS (
+    SELECT '{0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,300,900,3600}'::float8[] AS bounds
+), reactions AS (
+    SELECT greatest(date_part('epoch', f.started_at - e.created_at), 0) AS d
+    FROM (SELECT event_id, min(started_at) AS started_at FROM drift.action_runs GROUP BY event_id) AS f
+    JOIN drift.drift_events AS e ON e.id = f.event_id
+), bins AS (
+    SELECT width_bucket(r.d, b.bounds) - (r.d = ANY (b.bounds))::int AS lt, count(*) AS n, sum(r.d) AS s
+    FROM reactions AS r CROSS JOIN b
+    GROUP BY 1
+)
+SELECT le.le, coalesce(sum(bins.n) FILTER (WHERE bins.lt < le.i), 0)::bigint AS events,
+    coalesce(sum(bins.s) FILTER (WHERE bins.lt < le.i), 0)::float8 AS seconds_sum
+FROM bins
+CROSS JOIN b
+CROSS JOIN LATERAL unnest(b.bounds || 'Infinity'::float8) WITH ORDINALITY AS le(le, i)
+GROUP BY le.le;
+COMMENT ON VIEW drift.event_reaction_histogram IS 'Cumulative histogram of reaction times (driftloop_event_reaction_seconds): from an event''s creation to the start of its first action run, over the events that had one.';
+COMMENT ON COLUMN drift.event_reaction_histogram.le IS 'Upper bound of the bucket in seconds (Infinity: every event).';
+COMMENT ON COLUMN drift.event_reaction_histogram.events IS 'Events whose first action started at most le seconds after the event.';
+COMMENT ON COLUMN drift.event_reaction_histogram.seconds_sum IS 'Their total reaction time in seconds (at le = Infinity: the histogram''s sum).';
 
 
 -- repeatable 80_queue.sql
@@ -2684,5 +2752,5 @@ COMMENT ON FUNCTION drift.delete_simulated_models(text[]) IS
 
 CREATE TABLE IF NOT EXISTS drift.alembic_version (version_num varchar(32) NOT NULL CONSTRAINT alembic_version_pkc PRIMARY KEY);
 INSERT INTO drift.alembic_version (version_num) VALUES ('0008_metrics');
-INSERT INTO drift.code_layer (digest) VALUES ('e4c7fb839dff6e1fec45e5af199fe536a99bda012a568d12e0b0665815d8fdcb');
+INSERT INTO drift.code_layer (digest) VALUES ('2fc230b233fcea8ffc624f5b5cd4015bd73cad80f3d297a9e1e3578f809e99c0');
 COMMIT;

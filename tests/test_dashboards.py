@@ -4,6 +4,7 @@ returns data, every name a dashboard uses exists, and the provisioning files fit
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -214,3 +215,18 @@ def test_dashboards_use_datasource_variables_so_they_import_by_hand_and_provisio
     assert providers[0]["type"] == "file" and "DRIFTLOOP_DASHBOARDS" in providers[0]["options"]["path"]
     uids = [b["uid"] for b in grafana.dashboards().values()]
     assert len(set(uids)) == len(uids) == len(list(Path(grafana.DASHBOARDS).glob("*.json")))
+
+
+def test_the_exposition_of_a_busy_database_passes_promtool(observed: dict[str, Any]) -> None:
+    """Histograms with empty low buckets, counters, gauges: what Prometheus' own linter accepts."""
+    from prometheus_client import generate_latest
+
+    registry = CollectorRegistry()
+    registry.register(DriftCollector(observed["url"]))
+    text = generate_latest(registry).decode()
+    assert 'driftloop_actions_total{action="broken",outcome="failed"} 1.0' in text
+    assert 'driftloop_event_reaction_seconds_bucket{le="0.01"}' in text
+    tool = shutil.which("promtool")
+    assert tool, "promtool is missing: run `make prometheus`"
+    lint = subprocess.run([tool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60)
+    assert lint.returncode == 0, lint.stdout + lint.stderr

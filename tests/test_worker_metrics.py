@@ -98,6 +98,17 @@ def prometheus(tmp_path: Path) -> Iterator[Any]:
         proc.wait(timeout=30)
 
 
+def wait_for_scrapes(api: str, predicate: Any) -> None:
+    """Wait until Prometheus has scraped; on a timeout, say what its targets report."""
+    try:
+        wait_until(predicate, timeout=60, what="Prometheus to scrape driftloop")
+    except AssertionError:
+        targets = httpx.get(f"{api}/api/v1/targets", timeout=5).json()["data"]["activeTargets"]
+        raise AssertionError(
+            [(t["labels"]["job"], t["health"], t["lastError"], t["lastScrapeDuration"]) for t in targets]
+        ) from None
+
+
 def promql(api: str, expr: str) -> dict[tuple[tuple[str, str], ...], float]:
     """Instant query -> {labels without job/instance: value}; {} while Prometheus is not up yet."""
     try:
@@ -154,11 +165,7 @@ actions = ["log_it"]
             what="the worker to go idle",
         )
         api = prometheus(f"127.0.0.1:{metrics_port}")
-        wait_until(
-            lambda: promql(api, "driftloop_database_up") and promql(api, "driftloop_actions_total"),
-            timeout=60,
-            what="Prometheus to scrape the worker",
-        )
+        wait_for_scrapes(api, lambda: promql(api, "driftloop_database_up") and promql(api, "driftloop_actions_total"))
 
         status = conn.execute(
             "SELECT model, kind, metric, score, threshold, p_value, drifted FROM drift.drift_status"
@@ -321,11 +328,7 @@ def test_prometheus_evaluates_every_dashboard_and_rule_expression(
             {"driftloop-worker": f"127.0.0.1:{worker_port}", "driftloop-metrics": f"127.0.0.1:{metrics_port}"},
             rules=grafana.RULES,
         )
-        wait_until(
-            lambda: ready(api, "driftloop_database_up == 1") and ready(api, "up == 1"),
-            timeout=60,
-            what="Prometheus to scrape both exporters",
-        )
+        wait_for_scrapes(api, lambda: ready(api, "driftloop_database_up == 1") and ready(api, "up == 1"))
         time.sleep(3)  # a few scrapes, so increase() over a window has two samples
         variables = {"model": "support-bot"}
         empty = []

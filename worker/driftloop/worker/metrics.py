@@ -60,8 +60,8 @@ class DriftCollector(Collector):
         self._errors = 0  # process-local: failed reads of this exporter
         self._last_duration = math.nan
 
-    def _families(self) -> dict[str, Metric]:
-        families: dict[str, Metric] = {
+    def _families(self) -> dict[str, Any]:  # Gauge-, Counter- and HistogramMetricFamily by key
+        families: dict[str, Any] = {
             key: GaugeMetricFamily(name, doc, labels=DRIFT_LABELS) for key, (name, doc) in DRIFT_GAUGES.items()
         }
         families["events"] = GaugeMetricFamily("driftloop_events", "Drift events per status.", labels=["status"])
@@ -150,7 +150,7 @@ class DriftCollector(Collector):
         for (family, action), series in buckets.items():
             labels = [action] if family == "duration" else []
             ordered = [("+Inf" if math.isinf(le) else _le(le), n) for le, n in sorted(series)]  # +Inf last: the count
-            families[family].add_metric(labels, ordered, sum_value=sums.get((family, action), 0.0))  # type: ignore[attr-defined]
+            families[family].add_metric(labels, ordered, sum_value=sums.get((family, action), 0.0))
         families["up"].add_metric([], 1)
         families["errors"].add_metric([], self._errors)
         families["scrape_duration"].add_metric([], self._last_duration)

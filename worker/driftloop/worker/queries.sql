@@ -64,25 +64,12 @@ SELECT status, claimed_by, lease_expires_at FROM drift.drift_events WHERE id = %
 -- name: scrape
 -- Everything /metrics reads from the database, in one statement (one snapshot) of rows
 -- (family, a, b, c, le, value): the drift views; events per status; the oldest pending
--- event's age; each model's last evaluation; action runs by outcome; and two histograms
--- whose cumulative buckets are counted here (le = +Inf carries the count, c its sum).
--- Durations count runs that ran to an end: abandoned and released runs were cut short.
--- It reads views and drift_events only, which is what the driftloop_reader role may read.
+-- event's age; each model's last evaluation; action runs by outcome; and the cumulative
+-- buckets of the two histograms counted in SQL (le = +Inf carries the count, c the sum).
+-- Reads views and drift_events only (what driftloop_reader may read).
 WITH status AS MATERIALIZED (
     SELECT model, kind, metric, score, threshold, p_value, CASE WHEN drifted THEN 1.0 ELSE 0.0 END AS drifted
     FROM drift.drift_status
-), runs AS MATERIALIZED (
-    SELECT action, outcome, duration_seconds, since_event_seconds, first_run FROM drift.action_timeline
-), durations AS (
-    SELECT action, duration_seconds AS s
-    FROM runs
-    WHERE outcome IN ('succeeded', 'failed', 'lease_lost') AND duration_seconds IS NOT NULL
-), reactions AS (
-    SELECT greatest(since_event_seconds, 0) AS s FROM runs WHERE first_run
-), duration_le(le) AS (
-    SELECT unnest('{0.01,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,300,900,Infinity}'::float8[])
-), reaction_le(le) AS (
-    SELECT unnest('{0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,300,900,3600,Infinity}'::float8[])
 )
 SELECT 'score' AS family, model AS a, kind AS b, metric AS c, NULL::float8 AS le, score AS value
 FROM status WHERE score IS NOT NULL
@@ -103,18 +90,13 @@ SELECT 'last_evaluation', model, NULL, NULL, NULL, extract(epoch FROM last_evalu
 FROM drift.evaluation_freshness
 WHERE last_evaluated_at IS NOT NULL
 UNION ALL
-SELECT 'actions', action, outcome, NULL, NULL, count(*)::float8
-FROM runs WHERE outcome <> 'running' GROUP BY action, outcome
+SELECT 'actions', action, outcome, NULL, NULL, runs::float8 FROM drift.action_outcomes
 UNION ALL
-SELECT 'duration', d.action, NULL, sum(d.s) FILTER (WHERE b.le = 'Infinity')::text, b.le,
-    count(*) FILTER (WHERE d.s <= b.le)::float8
-FROM durations AS d CROSS JOIN duration_le AS b
-GROUP BY d.action, b.le
+SELECT 'duration', action, NULL, CASE WHEN le = 'Infinity' THEN seconds_sum::text END, le, runs::float8
+FROM drift.action_duration_histogram
 UNION ALL
-SELECT 'reaction', NULL, NULL, sum(r.s) FILTER (WHERE b.le = 'Infinity')::text, b.le,
-    count(*) FILTER (WHERE r.s <= b.le)::float8
-FROM reactions AS r CROSS JOIN reaction_le AS b
-GROUP BY b.le;
+SELECT 'reaction', NULL, NULL, CASE WHEN le = 'Infinity' THEN seconds_sum::text END, le, events::float8
+FROM drift.event_reaction_histogram;
 
 -- name: set_baseline
 SELECT count(*) FROM drift.set_baseline(%(model)s, %(starts)s, %(ends)s, %(kinds)s, %(source)s);
