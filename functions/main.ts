@@ -2,11 +2,13 @@
 // routes Supabase gives them, dispatched to each function's exported handler in one process.
 import { handler as driftStatus } from "./drift-status/index.ts";
 import { handler as feedback } from "./feedback/index.ts";
+import { handler as logEmbeddings } from "./log-embeddings/index.ts";
 import { handler as logInteraction } from "./log-interaction/index.ts";
 import { json } from "./_shared/responses.ts";
 
 export const ROUTES: Record<string, (req: Request) => Promise<Response>> = {
   "log-interaction": logInteraction,
+  "log-embeddings": logEmbeddings,
   "feedback": feedback,
   "drift-status": driftStatus,
 };

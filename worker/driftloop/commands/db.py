@@ -99,7 +99,7 @@ def baseline_set(model: str, starts: datetime, ends: datetime, kinds: tuple[str,
 
     from driftloop.client import DRIFT_KINDS, connect
 
-    with connect(min_size=1, max_size=1) as client:
+    with connect(database.database_url(), min_size=1, max_size=1) as client:
         try:
             rows = client.set_baseline(model, _utc(starts), _utc(ends), kinds or DRIFT_KINDS)
         except psycopg.errors.InvalidParameterValue as exc:
