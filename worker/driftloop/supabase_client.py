@@ -46,15 +46,13 @@ def _encode(value: Any) -> str:
 class SupabaseClient:
     """Logs through the edge functions of a Supabase project (or `driftloop functions serve`)."""
 
-    def __init__(self, supabase_url: str, supabase_key: str, *, timeout: float = 60.0) -> None:
+    def __init__(self, supabase_url: str, supabase_key: str) -> None:
         try:
-            from supabase import ClientOptions, create_client
+            from supabase import create_client
         except ImportError:  # pragma: no cover - the dependency is declared
             raise DriftloopError("the supabase package is missing: pip install 'driftloop[supabase]'") from None
         self.url = supabase_url
-        self.supabase = create_client(
-            supabase_url, supabase_key, options=ClientOptions(function_client_timeout=int(timeout))
-        )
+        self.supabase = create_client(supabase_url, supabase_key)
         self.functions = self.supabase.functions
 
     def close(self) -> None:
