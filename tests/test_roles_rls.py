@@ -85,7 +85,8 @@ def ids_visible(conn: psycopg.Connection[Any], role: str, sub: str | None = None
 def log_as(conn: psycopg.Connection[Any], role: str, model: str, sub: str | None = None, n: int = 1) -> None:
     with acting_as(conn, role, sub) as cur:
         cur.execute(
-            "INSERT INTO drift.interaction_log (model, prompt, response) SELECT %s, 'q', 'a' FROM generate_series(1, %s)",
+            "INSERT INTO drift.interaction_log (model, prompt, response)"
+            " SELECT %s, 'q', 'a' FROM generate_series(1, %s)",
             (model, n),
         )
         cur.execute(
@@ -100,7 +101,8 @@ def owner_ids(conn: psycopg.Connection[Any], model: str) -> set[int]:
 
 def test_row_level_security_is_on_for_every_table(db: psycopg.Connection[Any]) -> None:
     tables = db.execute(
-        "SELECT relname, relrowsecurity FROM pg_class WHERE relnamespace = 'drift'::regnamespace AND relkind IN ('r', 'p')"
+        "SELECT relname, relrowsecurity FROM pg_class"
+        " WHERE relnamespace = 'drift'::regnamespace AND relkind IN ('r', 'p')"
     ).fetchall()
     assert len(tables) > 15
     assert [name for name, rls in tables if not rls] == []
@@ -153,9 +155,10 @@ def test_ingest_inserts_and_labels_its_own_rows_only(db: psycopg.Connection[Any]
     )
     refused(db, "driftloop_ingest", "SELECT drift.set_baseline('bot', now() - interval '1 day', now())")
     # Rows it logs carry its identity; claiming another's is a policy violation.
-    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"), acting_as(
-        db, "driftloop_ingest"
-    ) as cur:
+    with (
+        pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"),
+        acting_as(db, "driftloop_ingest") as cur,
+    ):
         cur.execute("INSERT INTO drift.interaction_log (model, inserted_by) VALUES ('bot', 'postgres')")
 
 
@@ -163,11 +166,16 @@ def test_worker_moves_events_and_baselines_and_may_not_touch_logs_or_settings(db
     now = datetime.now(UTC)
     rows = [(now - timedelta(minutes=90) + timedelta(seconds=20 * i),) for i in range(200)]
     with db.cursor() as cur:
-        cur.executemany("INSERT INTO drift.interaction_log (model, created_at, is_refusal) VALUES ('bot', %s, false)", rows)
+        cur.executemany(
+            "INSERT INTO drift.interaction_log (model, created_at, is_refusal) VALUES ('bot', %s, false)", rows
+        )
     with acting_as(db, "driftloop_worker") as cur:
         cur.execute("SELECT count(*) FROM drift.interaction_log")
         assert cur.fetchone() == (200,)  # training data for retrain
-        cur.execute("SELECT * FROM drift.set_baseline('bot', %s, %s)", (now - timedelta(minutes=90), now - timedelta(minutes=30)))
+        cur.execute(
+            "SELECT * FROM drift.set_baseline('bot', %s, %s)",
+            (now - timedelta(minutes=90), now - timedelta(minutes=30)),
+        )
         assert len(cur.fetchall()) == 3
         cur.execute("SELECT * FROM drift.evaluate()")
         cur.execute(
@@ -238,9 +246,10 @@ def test_authenticated_users_see_and_label_only_their_own_rows(db: psycopg.Conne
     refused(db, "authenticated", "DELETE FROM drift.interaction_log", sub="alice")
     refused(db, "authenticated", "SELECT * FROM drift.drift_events", sub="alice")
     refused(db, "authenticated", "UPDATE drift.baselines SET n = 0", sub="alice")
-    with pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"), acting_as(
-        db, "authenticated", "mallory"
-    ) as cur:
+    with (
+        pytest.raises(psycopg.errors.InsufficientPrivilege, match="row-level security"),
+        acting_as(db, "authenticated", "mallory") as cur,
+    ):
         cur.execute("INSERT INTO drift.interaction_log (model, inserted_by) VALUES ('app', 'alice')")
 
 

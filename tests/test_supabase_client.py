@@ -69,7 +69,9 @@ def rows(model: str, start: datetime, span: timedelta, n: int, refusal_rate: flo
     ]
 
 
-def test_supabase_py_to_served_functions_to_postgres_to_a_drift_event(functions_url: str, conn: psycopg.Connection) -> None:
+def test_supabase_py_to_served_functions_to_postgres_to_a_drift_event(
+    functions_url: str, conn: psycopg.Connection
+) -> None:
     model = "support-bot"
     conn.execute("UPDATE drift.settings SET value = '0' WHERE key IN ('evaluate_interval', 'auto_baseline')")
     now = conn.execute("SELECT now()").fetchone()[0]  # type: ignore[index]
@@ -127,7 +129,9 @@ def test_driftloop_connect_to_supabase_has_the_direct_clients_api(
     with pytest.raises(InputError, match=r"row 1, field 'toxicity'"):
         dl.log_interactions([{"model": "rag"}, {"model": "rag", "toxicity": 3}])
     # ... and what only the database knows (the model's dimension) comes back the same way.
-    with pytest.raises(InputError, match=r"row 1, field 'embedding': has 4 dimensions but this model's embeddings have 8"):
+    with pytest.raises(
+        InputError, match=r"row 1, field 'embedding': has 4 dimensions but this model's embeddings have 8"
+    ):
         dl.log_interactions([{"model": "rag"}, {"model": "rag", "embedding": [1.0, 2.0, 3.0, 4.0]}])
     assert conn.execute("SELECT count(*) FROM drift.interaction_log WHERE model = 'rag'").fetchone() == (3,)
     with pytest.raises(DriftloopError, match="not available through Supabase"):
@@ -154,6 +158,11 @@ def test_curl_style_requests_work_unchanged(functions_url: str) -> None:
     assert httpx.get(f"{functions_url}/functions/v1/log-interaction", headers=headers).status_code == 405
     assert httpx.post(f"{functions_url}/functions/v1/log-interaction", json={"model": "c"}).status_code == 401
     at = datetime.now(UTC).isoformat()
-    assert httpx.post(
-        f"{functions_url}/functions/v1/log-interaction", headers=headers, content=f'{{"model": "c", "created_at": "{at}"'
-    ).status_code == 400
+    assert (
+        httpx.post(
+            f"{functions_url}/functions/v1/log-interaction",
+            headers=headers,
+            content=f'{{"model": "c", "created_at": "{at}"',
+        ).status_code
+        == 400
+    )

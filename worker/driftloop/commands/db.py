@@ -112,3 +112,35 @@ def _utc(value: datetime) -> datetime:
     from datetime import UTC
 
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class _Failure(click.ClickException):
+    exit_code = 2  # a runtime error: one line on stderr, exit status 2
+
+
+@db.command()
+def schedule() -> None:
+    """Run drift.evaluate() every minute in pg_cron (Supabase ships it): detection with no worker alive."""
+    from driftloop import cron
+    from driftloop.errors import DriftloopError
+
+    try:
+        with database.connect(autocommit=True) as conn:
+            job = cron.schedule(conn)
+    except DriftloopError as exc:
+        raise _Failure(str(exc)) from None
+    click.echo(f"pg_cron job {job} ({cron.JOB_NAME}): {cron.COMMAND} every minute")
+
+
+@db.command()
+def unschedule() -> None:
+    """Remove the pg_cron job `driftloop db schedule` registered."""
+    from driftloop import cron
+    from driftloop.errors import DriftloopError
+
+    try:
+        with database.connect(autocommit=True) as conn:
+            removed = cron.unschedule(conn)
+    except DriftloopError as exc:
+        raise _Failure(str(exc)) from None
+    click.echo(f"removed {cron.JOB_NAME}" if removed else f"{cron.JOB_NAME} was not scheduled")
