@@ -49,10 +49,21 @@ export async function closeDb(): Promise<void> {
   await current?.end({ timeout: 5 });
 }
 
-/** One transaction as the caller: request.jwt.claims is set for it (and reset at its end). */
-export async function asCaller<T>(caller: Caller, work: (tx: TransactionSql) => Promise<T>): Promise<T> {
+/**
+ * One transaction as the caller: request.jwt.claims is set for it (and reset at its end).
+ * With `claimsSet`, `work` sets them itself in its first statement (one round trip fewer).
+ */
+export async function asCaller<T>(
+  caller: Caller,
+  work: (tx: TransactionSql) => Promise<T>,
+  claimsSet = false,
+): Promise<T> {
   return await db().begin(async (tx) => {
-    await tx`SELECT set_config('request.jwt.claims', ${JSON.stringify(caller.claims)}, true)`;
+    if (!claimsSet) await tx`SELECT set_config('request.jwt.claims', ${claimsJson(caller)}, true)`;
     return await work(tx);
   }) as T;
+}
+
+export function claimsJson(caller: Caller): string {
+  return JSON.stringify(caller.claims);
 }

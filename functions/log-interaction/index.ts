@@ -3,15 +3,13 @@
 // written in ONE transaction: 201 with the ids, or a 4xx and nothing written.
 import { authenticate, type Caller } from "../_shared/auth.ts";
 import { readJson } from "../_shared/body.ts";
-import { asCaller } from "../_shared/db.ts";
+import { asCaller, claimsJson } from "../_shared/db.ts";
 import type { TransactionSql } from "../_shared/deps.ts";
 import { checkMethod, guarded, HttpError, json } from "../_shared/responses.ts";
 import { embedding, type Interaction, interaction, interactionBatch } from "../_shared/validation.ts";
 
 interface Row extends Interaction {
   ord: number;
-  id?: number;
-  explicit_time?: boolean;
 }
 
 export async function handler(req: Request): Promise<Response> {
@@ -33,66 +31,69 @@ export async function handler(req: Request): Promise<Response> {
 
 async function write(caller: Caller, rows: Row[], vectors: Map<number, unknown>): Promise<number[]> {
   return await asCaller(caller, async (tx) => {
-    const checked = await checkEmbeddings(tx, rows, vectors);
-    const [{ now, ids }] = await tx<{ now: Date; ids: number[] }[]>`
-      SELECT now() AS now, array(
-        SELECT nextval(pg_get_serial_sequence('drift.interaction_log', 'id'))
-        FROM generate_series(1, ${rows.length}::int)
-      ) AS ids`;
-    const stamp = now.toISOString();
-    rows.forEach((row, i) => {
-      row.id = Number(ids[i]);
-      row.explicit_time = row.created_at !== null;
-      row.created_at ??= stamp;
+    const checked = await checkEmbeddings(tx, caller, rows, vectors);
+    // pgvector parses the vectors' text form: no detour through jsonb numerics.
+    const input = rows.map((row, i) => {
+      const vector = checked.get(i);
+      return vector ? { ...row, embedding: JSON.stringify(vector) } : row;
     });
-    // One statement for the batch. ON CONFLICT without a target covers the idempotency key's
-    // unique index however it is scoped; a row it skipped is resolved below.
-    const inserted = await tx<{ id: number }[]>`
-      INSERT INTO drift.interaction_log (id, created_at, model, model_version, prompt, response, is_refusal,
-          toxicity, feedback, correct, latency_ms, metadata, idempotency_key)
-      SELECT id, created_at, model, model_version, prompt, response, is_refusal, toxicity, feedback, correct,
-          latency_ms, metadata, idempotency_key
-      FROM jsonb_to_recordset(${tx.json(rows as never)}::jsonb) AS r(ord int, id bigint, created_at timestamptz,
-          model text, model_version text, prompt text, response text, is_refusal boolean, toxicity real,
-          feedback smallint, correct boolean, latency_ms real, metadata jsonb, idempotency_key text)
-      ORDER BY ord
-      ON CONFLICT DO NOTHING
-      RETURNING id`;
-    const fresh = new Set(inserted.map((r) => Number(r.id)));
-    const result = rows.map((r) => r.id as number);
-    if (fresh.size < rows.length) await resolveReplays(tx, caller, rows, fresh, result);
-
-    const embeddings = [...checked].filter(([i]) => fresh.has(rows[i].id as number)).map(([i, vector]) => ({
-      model: rows[i].model,
-      interaction_id: rows[i].id,
-      created_at: rows[i].created_at,
-      // pgvector parses the text form: no round trip through jsonb numerics.
-      embedding: JSON.stringify(vector),
-    }));
-    if (embeddings.length) {
-      await tx`
-        INSERT INTO drift.embeddings_log (model, interaction_id, created_at, embedding)
-        SELECT model, interaction_id, created_at, embedding::vector
-        FROM jsonb_to_recordset(${tx.json(embeddings as never)}::jsonb)
-            AS e(model text, interaction_id bigint, created_at timestamptz, embedding text)`;
-    }
+    // ONE statement writes the batch: ids allocated in order, the interactions (ON CONFLICT
+    // without a target covers the idempotency key's unique index however it is scoped), and
+    // the embeddings of the rows actually inserted, linked by interaction_id. Round trips are
+    // what a gateway pays for, so there are four: BEGIN, claims + dimensions, this, COMMIT.
+    const written = await tx<{ ord: number; id: number; fresh: boolean }[]>`
+      WITH input AS MATERIALIZED (
+          SELECT * FROM jsonb_to_recordset(${tx.json(input as never)}::jsonb) AS r(ord int, created_at timestamptz,
+              model text, model_version text, prompt text, response text, is_refusal boolean, toxicity real,
+              feedback smallint, correct boolean, latency_ms real, metadata jsonb, idempotency_key text,
+              embedding text)
+      ), ids AS MATERIALIZED (
+          SELECT ord, nextval(pg_get_serial_sequence('drift.interaction_log', 'id')) AS id,
+              coalesce(created_at, now()) AS at
+          FROM input ORDER BY ord
+      ), ins AS (
+          INSERT INTO drift.interaction_log (id, created_at, model, model_version, prompt, response, is_refusal,
+              toxicity, feedback, correct, latency_ms, metadata, idempotency_key)
+          SELECT ids.id, ids.at, i.model, i.model_version, i.prompt, i.response, i.is_refusal, i.toxicity,
+              i.feedback, i.correct, i.latency_ms, i.metadata, i.idempotency_key
+          FROM input i JOIN ids USING (ord)
+          ORDER BY ord
+          ON CONFLICT DO NOTHING
+          RETURNING id
+      ), emb AS (
+          INSERT INTO drift.embeddings_log (model, interaction_id, created_at, embedding)
+          SELECT i.model, ids.id, ids.at, i.embedding::vector
+          FROM input i JOIN ids USING (ord) JOIN ins ON ins.id = ids.id
+          WHERE i.embedding IS NOT NULL
+          ORDER BY ord
+          RETURNING 1
+      )
+      SELECT ids.ord, ids.id, ins.id IS NOT NULL AS fresh, (SELECT count(*) FROM emb) AS embeddings
+      FROM ids LEFT JOIN ins USING (id)
+      ORDER BY ids.ord`;
+    const result = written.map((w) => Number(w.id));
+    const skipped = written.filter((w) => !w.fresh).map((w) => rows[w.ord]);
+    if (skipped.length) await resolveReplays(tx, caller, skipped, result);
     return result;
-  });
+  }, true);
 }
 
 /** Embeddings checked against each model's dimension (drift.models, else the batch's first). */
 async function checkEmbeddings(
   tx: TransactionSql,
+  caller: Caller,
   rows: Row[],
   vectors: Map<number, unknown>,
 ): Promise<Map<number, number[]>> {
   const checked = new Map<number, number[]>();
-  if (!vectors.size) return checked;
   const models = [...new Set([...vectors.keys()].map((i) => rows[i].model))];
-  const known = await tx<{ model: string; embedding_dims: number | null }[]>`
-    SELECT model, embedding_dims FROM drift.models WHERE model = ANY(${models}::text[])`;
+  // The caller's claims are set by this same statement (asCaller's claimsSet).
+  const [{ known }] = await tx<{ known: { model: string; embedding_dims: number | null }[] | null }[]>`
+    SELECT set_config('request.jwt.claims', ${claimsJson(caller)}, true),
+        (SELECT json_agg(m) FROM (SELECT model, embedding_dims FROM drift.models
+         WHERE model = ANY(${models}::text[])) m) AS known`;
   const dims = new Map<string, number>();
-  for (const k of known) if (k.embedding_dims !== null) dims.set(k.model, k.embedding_dims);
+  for (const k of known ?? []) if (k.embedding_dims !== null) dims.set(k.model, k.embedding_dims);
   for (const [i, value] of vectors) {
     const vector = embedding(value, i, dims.get(rows[i].model) ?? null);
     if (!dims.has(rows[i].model)) dims.set(rows[i].model, vector.length);
@@ -109,11 +110,9 @@ async function checkEmbeddings(
 async function resolveReplays(
   tx: TransactionSql,
   caller: Caller,
-  rows: Row[],
-  fresh: Set<number>,
+  skipped: Row[],
   result: number[],
 ): Promise<void> {
-  const skipped = rows.filter((r) => !fresh.has(r.id as number));
   const keyless = skipped.find((r) => r.idempotency_key === null);
   if (keyless) throw new HttpError(409, "row was not written (conflicting id)", undefined, keyless.ord);
   const found = await tx<{ ord: number; id: number | null; same: boolean | null }[]>`
@@ -125,10 +124,10 @@ async function resolveReplays(
         AND l.latency_ms IS NOT DISTINCT FROM r.latency_ms
         AND l.metadata IS NOT DISTINCT FROM r.metadata
         AND (r.is_refusal IS NULL OR l.is_refusal IS NOT DISTINCT FROM r.is_refusal)
-        AND (NOT r.explicit_time OR l.created_at = r.created_at) AS same
+        AND (r.created_at IS NULL OR l.created_at = r.created_at) AS same
     FROM jsonb_to_recordset(${tx.json(skipped as never)}::jsonb) AS r(ord int, model text, model_version text,
         prompt text, response text, is_refusal boolean, toxicity real, latency_ms real, metadata jsonb,
-        idempotency_key text, created_at timestamptz, explicit_time boolean)
+        idempotency_key text, created_at timestamptz)
     LEFT JOIN LATERAL (
         SELECT * FROM drift.interaction_log l
         WHERE l.model = r.model AND l.idempotency_key = r.idempotency_key
