@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint bench clean prometheus schema wheel-check
+.PHONY: demo test install lint bench clean prometheus schema wheel-check functions-deps
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,12 @@ demo: $(STAMP)
 prometheus:
 	command -v prometheus >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus)
 
-test: $(STAMP) prometheus
+# The edge functions' npm packages (postgres, jose), pinned by functions/deno.lock, fetched
+# into Deno's cache from the npm registry (the deno binary comes from PyPI, a dev extra).
+functions-deps: $(STAMP)
+	cd functions && ../$(BIN)/deno install --entrypoint main.ts tests/*.test.ts
+
+test: $(STAMP) prometheus functions-deps
 	$(BIN)/ruff check worker tests bench
 	$(BIN)/python -m pytest -q
 	$(MAKE) wheel-check
@@ -41,7 +46,7 @@ lint: $(STAMP)
 	$(BIN)/mypy worker/driftloop
 
 bench: $(STAMP)
-	for b in ingest evaluate detection reaction scrape; do $(BIN)/python -m bench.$$b || exit 1; done
+	for b in ingest evaluate detection reaction scrape edge; do $(BIN)/python -m bench.$$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) driftloop-report .pytest_cache

@@ -206,6 +206,8 @@ def test_reader_sees_views_and_events_only(db: psycopg.Connection[Any]) -> None:
         assert cur.fetchone() == (1,)
         for view in ("embedding_drift", "behavior_drift", "accuracy_drift"):
             cur.execute(f"SELECT count(*) FROM drift.{view}")
+        cur.execute("SELECT digest FROM drift.code_layer")  # the schema check every command makes
+        assert cur.fetchone() is not None
     refused(db, "driftloop_reader", "SELECT * FROM drift.interaction_log")
     refused(db, "driftloop_reader", "SELECT * FROM drift.baselines")
     refused(db, "driftloop_reader", "UPDATE drift.drift_events SET status = 'resolved'")

@@ -90,6 +90,13 @@ BEGIN
     DROP POLICY IF EXISTS ingest_dims ON drift.models;
     CREATE POLICY ingest_dims ON drift.models FOR SELECT TO driftloop_ingest USING (true);
 
+    -- Every driftloop command checks the schema version before it runs: readable to all roles.
+    GRANT SELECT ON drift.code_layer, drift.alembic_version TO driftloop_ingest, driftloop_reader;
+    FOR t IN SELECT unnest(ARRAY['drift.code_layer', 'drift.alembic_version']::regclass[]) LOOP
+        EXECUTE format('DROP POLICY IF EXISTS schema_version_read ON %s', t);
+        EXECUTE format('CREATE POLICY schema_version_read ON %s FOR SELECT TO driftloop_ingest, driftloop_reader USING (true)', t);
+    END LOOP;
+
     -- Readers: the views (which read the tables as their owner) and the events.
     GRANT SELECT ON drift.drift_events TO driftloop_reader;
     DROP POLICY IF EXISTS reader_events ON drift.drift_events;

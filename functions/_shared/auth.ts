@@ -49,7 +49,8 @@ export async function authenticate(req: Request): Promise<Caller> {
   if (isService) return { role: "service_role", sub: null, claims: { role: "service_role" } };
   if (isAnon) return { role: "anon", sub: null, claims: { role: "anon" } };
 
-  const secret = Deno.env.get("SUPABASE_JWT_SECRET");
+  // Supabase's CLI refuses secrets named SUPABASE_*: DRIFTLOOP_JWT_SECRET is the deployable name.
+  const secret = Deno.env.get("SUPABASE_JWT_SECRET") || Deno.env.get("DRIFTLOOP_JWT_SECRET");
   if (secret && token.split(".").length === 3) {
     try {
       const { payload } = await jwtVerify(token, encoder.encode(secret), { algorithms: ["HS256"] });

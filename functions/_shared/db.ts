@@ -27,8 +27,10 @@ export function connectionOptions(url: string): Record<string, unknown> {
 
 export function db(): Sql {
   if (pool) return pool;
-  const url = Deno.env.get("SUPABASE_DB_URL");
-  if (!url) throw new Error("SUPABASE_DB_URL is not set");
+  // DRIFTLOOP_DB_URL (a login user granted driftloop_ingest and driftloop_reader) wins over the
+  // SUPABASE_DB_URL Supabase gives every function: its secrets may not start with SUPABASE_.
+  const url = Deno.env.get("DRIFTLOOP_DB_URL") || Deno.env.get("SUPABASE_DB_URL");
+  if (!url) throw new Error("SUPABASE_DB_URL (or DRIFTLOOP_DB_URL) is not set");
   const { url: plain, ...options } = connectionOptions(url);
   const settings = {
     ...options,

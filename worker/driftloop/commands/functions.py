@@ -35,7 +35,10 @@ def serve(port: int, host: str, db_url: str | None) -> None:
     Requests need `Authorization: Bearer <key>`: SUPABASE_SERVICE_ROLE_KEY or SUPABASE_ANON_KEY
     from the environment, or a JWT signed with SUPABASE_JWT_SECRET. Set at least one.
     """
-    if not any(os.environ.get(k) for k in ("SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_ANON_KEY", "SUPABASE_JWT_SECRET")):
+    if not any(
+        os.environ.get(k)
+        for k in ("SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_ANON_KEY", "SUPABASE_JWT_SECRET", "DRIFTLOOP_JWT_SECRET")
+    ):
         raise Failure("no key configured: set SUPABASE_SERVICE_ROLE_KEY, SUPABASE_ANON_KEY or SUPABASE_JWT_SECRET")
     try:
         command = edge.serve_command()
