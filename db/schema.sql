@@ -2535,6 +2535,15 @@ BEGIN
     DROP POLICY IF EXISTS ingest_dims ON drift.models;
     CREATE POLICY ingest_dims ON drift.models FOR SELECT TO driftloop_ingest USING (true);
 
+    -- Every driftloop command checks the schema version before it runs: readable to all roles.
+    -- (alembic_version does not exist yet when `driftloop db sql`'s script reaches this file.)
+    FOR t IN SELECT c.oid FROM pg_class c
+        WHERE c.relnamespace = 'drift'::regnamespace AND c.relname IN ('code_layer', 'alembic_version') LOOP
+        EXECUTE format('GRANT SELECT ON %s TO driftloop_ingest, driftloop_reader', t);
+        EXECUTE format('DROP POLICY IF EXISTS schema_version_read ON %s', t);
+        EXECUTE format('CREATE POLICY schema_version_read ON %s FOR SELECT TO driftloop_ingest, driftloop_reader USING (true)', t);
+    END LOOP;
+
     -- Readers: the views (which read the tables as their owner) and the events.
     GRANT SELECT ON drift.drift_events TO driftloop_reader;
     DROP POLICY IF EXISTS reader_events ON drift.drift_events;
@@ -2577,5 +2586,5 @@ END $$;
 
 CREATE TABLE IF NOT EXISTS drift.alembic_version (version_num varchar(32) NOT NULL CONSTRAINT alembic_version_pkc PRIMARY KEY);
 INSERT INTO drift.alembic_version (version_num) VALUES ('0007_roles');
-INSERT INTO drift.code_layer (digest) VALUES ('7b1448caa3082b797640920ca22a06e015887c28617779da97288eda0a3cbebb');
+INSERT INTO drift.code_layer (digest) VALUES ('2c2d0ecc9c4e3478be00d2a40b0e5111c2886432e4f464265667805491b155a8');
 COMMIT;

@@ -91,8 +91,10 @@ BEGIN
     CREATE POLICY ingest_dims ON drift.models FOR SELECT TO driftloop_ingest USING (true);
 
     -- Every driftloop command checks the schema version before it runs: readable to all roles.
-    GRANT SELECT ON drift.code_layer, drift.alembic_version TO driftloop_ingest, driftloop_reader;
-    FOR t IN SELECT unnest(ARRAY['drift.code_layer', 'drift.alembic_version']::regclass[]) LOOP
+    -- (alembic_version does not exist yet when `driftloop db sql`'s script reaches this file.)
+    FOR t IN SELECT c.oid FROM pg_class c
+        WHERE c.relnamespace = 'drift'::regnamespace AND c.relname IN ('code_layer', 'alembic_version') LOOP
+        EXECUTE format('GRANT SELECT ON %s TO driftloop_ingest, driftloop_reader', t);
         EXECUTE format('DROP POLICY IF EXISTS schema_version_read ON %s', t);
         EXECUTE format('CREATE POLICY schema_version_read ON %s FOR SELECT TO driftloop_ingest, driftloop_reader USING (true)', t);
     END LOOP;
