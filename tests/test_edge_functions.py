@@ -11,6 +11,10 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+from psycopg import sql
 
 from driftloop import edge
 
@@ -55,3 +59,27 @@ def test_deno_test_every_function_against_postgres(db_url: str) -> None:
     fuzz = re.search(r"FUZZ_CASES (\d+) (\{.*\})", output)
     assert fuzz and int(fuzz[1]) > 700, output[-2000:]
     print(f"edge functions: {summary[1]} deno tests passed; fuzz: {fuzz[1]} cases, statuses {fuzz[2]}")
+
+
+def test_the_functions_work_as_a_login_user_granted_only_ingest_and_reader(db_url: str) -> None:
+    """The deployment the README recommends: DRIFTLOOP_DB_URL is a login user with only
+    driftloop_ingest and driftloop_reader, under row-level security. The same deno tests pass
+    (their own assertions read through SUPABASE_DB_URL, the owner), and the rows are its own."""
+    user, password = "driftloop_functions_test", "functions-test-password"
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL(
+                "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {name}) THEN"
+                " CREATE ROLE {user} LOGIN PASSWORD {password} IN ROLE driftloop_ingest, driftloop_reader;"
+                " END IF; END $$"
+            ).format(name=sql.Literal(user), user=sql.Identifier(user), password=sql.Literal(password))
+        )
+    parts = urlsplit(db_url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    limited = urlunsplit(parts._replace(netloc=f"{user}:{password}@{host}"))
+    files = [f"tests/{name}.test.ts" for name in ("log_interaction", "log_embeddings", "feedback", "drift_status")]
+    result = deno("test", *PERMISSIONS, *files, env={"SUPABASE_DB_URL": db_url, "DRIFTLOOP_DB_URL": limited})
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    with psycopg.connect(db_url) as conn:
+        owners = dict(conn.execute("SELECT inserted_by, count(*) FROM drift.interaction_log GROUP BY 1").fetchall())
+    assert owners.get(user, 0) > 50 and "postgres" not in owners, owners
