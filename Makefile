@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint bench clean prometheus schema wheel-check functions-deps
+.PHONY: demo test install lint bench clean prometheus schema wheel-check functions-deps pg-cron
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,11 @@ prometheus:
 functions-deps: $(STAMP)
 	cd functions && ../$(BIN)/deno install --entrypoint main.ts tests/*.test.ts
 
-test: $(STAMP) prometheus functions-deps
+# `driftloop db schedule` is tested against a real pg_cron (Debian's PostgreSQL 15 package).
+pg-cron:
+	test -f /usr/share/postgresql/15/extension/pg_cron.control || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql-15-cron)
+
+test: $(STAMP) prometheus functions-deps pg-cron
 	$(BIN)/ruff check worker tests bench
 	$(BIN)/python -m pytest -q
 	$(MAKE) wheel-check

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import click
+import psycopg
 
 from driftloop import database, migrations
 from driftloop.settings import threshold_overrides
@@ -118,6 +120,11 @@ class _Failure(click.ClickException):
     exit_code = 2  # a runtime error: one line on stderr, exit status 2
 
 
+def _cron_connection() -> psycopg.Connection[Any]:
+    # pg_cron lives beside driftloop, not in it: no pgvector adapters needed for this.
+    return psycopg.connect(database.database_url(), autocommit=True)
+
+
 @db.command()
 def schedule() -> None:
     """Run drift.evaluate() every minute in pg_cron (Supabase ships it): detection with no worker alive."""
@@ -125,10 +132,10 @@ def schedule() -> None:
     from driftloop.errors import DriftloopError
 
     try:
-        with database.connect(autocommit=True) as conn:
+        with _cron_connection() as conn:
             job = cron.schedule(conn)
-    except DriftloopError as exc:
-        raise _Failure(str(exc)) from None
+    except (DriftloopError, psycopg.Error) as exc:
+        raise _Failure(str(exc).strip().splitlines()[0]) from None
     click.echo(f"pg_cron job {job} ({cron.JOB_NAME}): {cron.COMMAND} every minute")
 
 
@@ -139,8 +146,8 @@ def unschedule() -> None:
     from driftloop.errors import DriftloopError
 
     try:
-        with database.connect(autocommit=True) as conn:
+        with _cron_connection() as conn:
             removed = cron.unschedule(conn)
-    except DriftloopError as exc:
-        raise _Failure(str(exc)) from None
+    except (DriftloopError, psycopg.Error) as exc:
+        raise _Failure(str(exc).strip().splitlines()[0]) from None
     click.echo(f"removed {cron.JOB_NAME}" if removed else f"{cron.JOB_NAME} was not scheduled")
