@@ -4,6 +4,7 @@ ones, run by the deno binary from PyPI, on the routes Supabase gives them."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Iterator
@@ -166,3 +167,45 @@ def test_curl_style_requests_work_unchanged(functions_url: str) -> None:
         ).status_code
         == 400
     )
+
+
+# Values for each field; every one is sent as one row to both the Python SDK's validation and
+# the log-interaction function. Not here: embedding components given as strings or booleans,
+# which numpy (so the SDK) converts to numbers and the function refuses as JSON of the wrong type.
+PARITY_VALUES: list[Any] = [
+    None, True, False, 0, 1, -1, 0.5, 2, -0.0, 1e300, 1e39, "", "x", "a" * 201, "a\x00b", "\ud800", "😀",
+    "2024-05-01T10:00:00Z", "2024-05-01 10:00:00+02:00", "2024-05-01T10:00:00", "2024-05-01", "yesterday",
+    "2024-13-01T00:00:00Z", [], [1.0, 2.0], [[1.0]], [1e19], [1e39], {}, {"k": "v"}, {"k": "a\x00"},
+    {"k": [1, {"n": None}]},
+]  # fmt: skip
+FIELDS = [
+    "model", "model_version", "prompt", "response", "is_refusal", "toxicity", "feedback", "correct", "latency_ms",
+    "metadata", "idempotency_key", "created_at", "embedding", "unknown_field",
+]  # fmt: skip
+
+
+def test_the_sdk_and_the_function_refuse_the_same_rows(functions_url: str) -> None:
+    from driftloop import validation
+
+    headers = {"Authorization": f"Bearer {SERVICE_KEY}", "Content-Type": "application/json"}
+    compared, differences = 0, []
+    with httpx.Client(base_url=functions_url, headers=headers, timeout=30) as http:
+        for f_index, field in enumerate(FIELDS):
+            for v_index, value in enumerate(PARITY_VALUES):
+                row = {"model": f"parity-{f_index}-{v_index}", field: value}
+                try:
+                    # What the SDK checks before it writes: the rows, then each model's embeddings.
+                    _, embeddings = validation.interaction_rows([row])
+                    for _, vector in embeddings:
+                        validation.embedding_matrix([vector], expected_dims=None)
+                    sdk = None
+                except InputError as exc:
+                    sdk = exc.field or ""
+                answer = http.post("/functions/v1/log-interaction", content=json.dumps(row))
+                assert answer.status_code in (201, 400), (row, answer.text)
+                edge = None if answer.status_code == 201 else (answer.json().get("field") or "")
+                compared += 1
+                if sdk != edge:
+                    differences.append((field, value, sdk, edge, answer.text[:120]))
+    assert differences == [], differences
+    assert compared == len(FIELDS) * len(PARITY_VALUES)
