@@ -9,16 +9,23 @@ re-applied (`migrations.upgrade`, as after any release) so its grants and polici
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import psycopg
 import pytest
+from psycopg import sql
 
 from driftloop import migrations
 from driftloop.database import connect, with_dbname
+from tests.support.helpers import DRIFTLOOP, free_port, insert_events, kill_group, wait_until, write_config
 
 SUPABASE_ROLES = ("anon", "authenticated", "service_role")
 CREATE_ROLES = """
@@ -53,10 +60,19 @@ def db(server_url: str, roles_template: str) -> Iterator[psycopg.Connection[Any]
     from tests.conftest import _drop_database, _fresh_database
 
     name = _fresh_database(server_url, roles_template)
-    with connect(with_dbname(server_url, name), autocommit=True) as c:
+    _URLS[name] = with_dbname(server_url, name)
+    with connect(_URLS[name], autocommit=True) as c:
         c.execute("UPDATE drift.settings SET value = '0' WHERE key = 'auto_baseline'")
         yield c
     _drop_database(server_url, name)
+
+
+def db_url_of(conn: psycopg.Connection[Any]) -> str:
+    """The URL of the connection's database (as the tests' fixtures build it)."""
+    return _URLS[conn.info.dbname]
+
+
+_URLS: dict[str, str] = {}
 
 
 @contextmanager
@@ -264,3 +280,48 @@ def test_service_role_sees_everything(db: psycopg.Connection[Any]) -> None:
         cur.execute("UPDATE drift.interaction_log SET feedback = 1")
         assert cur.rowcount == 2
         cur.execute("SELECT count(*) FROM drift.drift_status")
+
+
+def test_worker_and_metrics_run_as_login_users_granted_only_their_roles(
+    db: psycopg.Connection[Any], tmp_path: Path
+) -> None:
+    """The deployment the README shows: `driftloop worker` as a user granted driftloop_worker,
+    `driftloop metrics` as one granted driftloop_reader."""
+    for user, role in (("driftloop_worker_test", "driftloop_worker"), ("driftloop_dashboard_test", "driftloop_reader")):
+        db.execute(
+            sql.SQL(
+                "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {name}) THEN"
+                " CREATE ROLE {user} LOGIN PASSWORD 'test' IN ROLE {role}; END IF; END $$"
+            ).format(name=sql.Literal(user), user=sql.Identifier(user), role=sql.Identifier(role))
+        )
+
+    def as_user(user: str) -> str:
+        parts = urlsplit(url)
+        return urlunsplit(parts._replace(netloc=f"{user}:test@{parts.netloc.rsplit('@', 1)[-1]}"))
+
+    [event] = insert_events(db, ["support-bot"], kind="behavior")
+    url = db_url_of(db)
+    config = write_config(
+        tmp_path, '[actions.note]\ntype = "command"\nargv = ["true"]\n\n[[routes]]\nactions = ["note"]\n'
+    )
+    env = {**os.environ, "DATABASE_URL": as_user("driftloop_worker_test"), "DRIFTLOOP_CONFIG": str(config)}
+    done = subprocess.run([DRIFTLOOP, "worker", "--once"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert db.execute("SELECT status FROM drift.drift_events WHERE id = %s", (event,)).fetchone() == ("resolved",)
+
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": as_user("driftloop_dashboard_test")}
+    metrics = subprocess.Popen([DRIFTLOOP, "metrics", "--port", str(port)], env=env, start_new_session=True)
+    try:
+
+        def scrape() -> str:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            except httpx.HTTPError:
+                return ""
+
+        text = wait_until(lambda: "driftloop_events" in scrape() and scrape(), 60, "/metrics as the reader")
+        assert 'driftloop_events{status="resolved"} 1.0' in text
+    finally:
+        kill_group(metrics)
+        metrics.wait(10)
