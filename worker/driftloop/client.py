@@ -12,7 +12,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
@@ -38,11 +37,7 @@ INTERACTION_TYPES = (
     "int2", "bool", "float4", "jsonb", "text",
 )  # fmt: skip
 DRIFT_KINDS = ("embedding", "behavior", "accuracy")
-QUERIES = Path(__file__).with_name("client.sql")
-
-
-def sql(name: str) -> str:
-    return named_sql.query(QUERIES, name)
+sql = named_sql.beside(__file__, "client.sql")
 
 
 class Client:
