@@ -81,7 +81,13 @@ class Client:
             with self.pool.connection(timeout=a.timeout_s) as conn:
                 return work(conn, a)
 
-        return retry.call(self.retry, what, attempt, retry_in_doubt=in_doubt_ok)
+        return retry.call(
+            self.retry,
+            what,
+            attempt,
+            retry_in_doubt=in_doubt_ok,
+            diagnose=lambda: retry.connect_error(self.url, self.retry),
+        )
 
     # -- logging ---------------------------------------------------------------------------
     def log_interactions(self, rows: Iterable[dict[str, Any]]) -> list[int]:
