@@ -86,7 +86,8 @@ def test_a_replay_returns_the_first_id_and_writes_nothing(dl: driftloop.Client, 
 def test_a_key_replayed_with_another_payload_is_an_error(dl: driftloop.Client, db: psycopg.Connection[Any]) -> None:
     dl.log_interactions([interaction("mismatch", 0, idempotency_key="k")])
     with pytest.raises(InputError) as caught:
-        dl.log_interactions([interaction("mismatch", 1), interaction("mismatch", 0, idempotency_key="k", prompt="other")])
+        replay = interaction("mismatch", 0, idempotency_key="k", prompt="other")
+        dl.log_interactions([interaction("mismatch", 1), replay])
     assert (caught.value.row, caught.value.field) == (1, "idempotency_key")
     assert "another payload" in str(caught.value)
     assert rows_of(db, "mismatch") == 1  # the batch's other row was not written either
@@ -150,9 +151,8 @@ def test_pooled_connections_are_checked_after_the_server_dropped_them(database: 
 def test_with_the_database_down_a_call_fails_within_its_budget(db: psycopg.Connection[Any]) -> None:
     url = f"postgresql://postgres@127.0.0.1:{free_port()}/postgres"  # nothing listens there
     policy = RetryPolicy(deadline_s=1.5, connect_timeout_s=2)
-    with driftloop.connect(url, retry=policy) as client:
-        with pytest.raises(DatabaseUnavailable) as caught:
-            client.log_interactions([interaction("down", 0)])
+    with driftloop.connect(url, retry=policy) as client, pytest.raises(DatabaseUnavailable) as caught:
+        client.log_interactions([interaction("down", 0)])
     error = caught.value
     assert error.attempts >= 1 and not error.in_doubt
     message = str(error)
@@ -200,7 +200,7 @@ def test_a_bad_refusal_pattern_is_refused_and_ingestion_goes_on(
         db.execute("INSERT INTO drift.refusal_patterns (pattern) VALUES ('[z-a]')")
     assert "'[z-a]' is not a valid regular expression" in (caught.value.diag.message_primary or "")
     with pytest.raises(psycopg.errors.InvalidRegularExpression):
-        db.execute("UPDATE drift.refusal_patterns SET pattern = '(' WHERE id = (SELECT min(id) FROM drift.refusal_patterns)")
+        db.execute("UPDATE drift.refusal_patterns SET pattern = '(' WHERE id = 1")
     db.execute("INSERT INTO drift.refusal_patterns (pattern) VALUES ('\\mnope\\M')")
     dl.log_interactions([interaction("patterns", 0, response="Nope, not today.")])
     refused = db.execute("SELECT is_refusal FROM drift.interaction_log WHERE model = 'patterns'").fetchone()
