@@ -245,6 +245,15 @@ def wait_for(predicate: Any, timeout: float) -> bool:
     return False
 
 
+def running_action(url: str, pid: int) -> bool:
+    """Whether the worker with this pid is running an action now (its id is host:pid:nonce)."""
+    with psycopg.connect(url, autocommit=True, connect_timeout=2) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM drift.action_runs WHERE outcome = 'running' AND worker LIKE %s", (f"%:{pid}:%",)
+        ).fetchone()
+        return bool(row and row[0])
+
+
 def kill_writer_mid_copy(
     url: str, writers: dict[int, subprocess.Popen[bytes]], timeout: float = 60
 ) -> tuple[int, bool]:
@@ -402,13 +411,14 @@ def soak(minutes: float, keep: bool) -> dict[str, Any]:
                 faults.append({"t": t, "fault": f"postgres restart ({mode})", "outage_s": outage})
             elif what == "kill_worker":
                 n = worker_kills % 2
-                log(f"SIGKILL worker {n}")
+                mid_action = wait_for(lambda pid=workers[n].pid: running_action(url, pid), timeout=30)
+                log(f"SIGKILL worker {n} (mid-action: {mid_action})")
                 os.killpg(workers[n].pid, signal.SIGKILL)
                 workers[n].wait()
                 worker_kills += 1
                 time.sleep(1.0)
                 workers[n] = start_worker(url, work, n, ports[n])
-                faults.append({"t": t, "fault": f"SIGKILL worker {n}"})
+                faults.append({"t": t, "fault": f"SIGKILL worker {n}", "mid_action": mid_action})
             else:
                 victim, mid_copy = kill_writer_mid_copy(url, writers)
                 writers.pop(victim).wait()
