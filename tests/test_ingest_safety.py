@@ -127,11 +127,13 @@ def test_a_batch_cut_mid_copy_is_retried_and_lands_once(database: str, db: psyco
 
 def test_a_lost_commit_answer_is_retried_without_duplicates(database: str, db: psycopg.Connection[Any]) -> None:
     """The server committed, the client never heard: the retry finds the batch key and writes nothing."""
-    with fault_proxy(database) as proxy, driftloop.connect(proxy.url()) as client:
+    with fault_proxy(database) as proxy, driftloop.connect(proxy.url(), max_size=1) as client:
+        client.status()  # the pooled connection is set up: the next COMMIT is the batch's
         proxy.cut_next("after_commit")
         rows = [interaction("cut-commit", i, embedding=[1.0, float(i), 0.5]) for i in range(20)]
         ids = client.log_interactions(rows)
         assert proxy.cuts == ["after_commit"]
+        client.status()  # a new pooled connection replaced the cut one
         proxy.cut_next("after_commit")
         assert client.log_embeddings("cut-commit", np.ones((5, 3)), created_at=AT) == 5
         assert proxy.cuts == ["after_commit", "after_commit"]
@@ -254,3 +256,42 @@ def test_set_baseline_refuses_naive_or_empty_windows(dl: driftloop.Client, db: p
     with pytest.raises(psycopg.errors.InvalidParameterValue, match="finite"):
         db.execute("SELECT drift.set_baseline('baseline', '-infinity', %s)", (AT,))
     assert len(dl.set_baseline("baseline", AT - timedelta(hours=1), AT + timedelta(hours=1))) == 3
+
+
+def test_evaluate_with_a_lost_commit_answer_says_so(database: str) -> None:
+    """evaluate() is not retried after a lost COMMIT answer: a rerun would find the events open and raise none."""
+    with fault_proxy(database) as proxy, driftloop.connect(proxy.url(), max_size=1) as client:
+        client.status()  # the pooled connection is set up (its own COMMIT is not the one cut)
+        proxy.cut_next("after_commit")
+        with pytest.raises(DatabaseUnavailable) as caught:
+            client.evaluate(AT)
+        assert proxy.cuts == ["after_commit"]
+    assert caught.value.in_doubt and "may have been written" in str(caught.value)
+
+
+def test_upgrading_keeps_old_keys_and_disables_bad_patterns(empty_db_url: str) -> None:
+    """0010 moves keys written before it into drift.idempotency_keys (no payload hash) and disables
+    patterns that were never valid; a replay of such an old key is still recognised."""
+    from driftloop import migrations
+
+    migrations.upgrade(empty_db_url, "0005_layout")
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        old = conn.execute(
+            "INSERT INTO drift.interaction_log (model, created_at, prompt, response, is_refusal, idempotency_key)"
+            " VALUES ('legacy', %s, 'q', 'ok', false, 'old-1') RETURNING id",
+            (AT,),
+        ).fetchone()
+        conn.execute("INSERT INTO drift.refusal_patterns (pattern) VALUES ('[z-a]')")  # accepted back then
+    migrations.upgrade(empty_db_url)
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        assert conn.execute(
+            "SELECT row_id, payload_hash FROM drift.idempotency_keys WHERE model = 'legacy' AND key = 'old-1'"
+        ).fetchone() == (old[0] if old else None, None)
+        assert conn.execute("SELECT enabled FROM drift.refusal_patterns WHERE pattern = '[z-a]'").fetchone() == (False,)
+    with driftloop.connect(empty_db_url) as client:
+        again = client.log_interactions([{**interaction("legacy", 0), "prompt": "q", "idempotency_key": "old-1"}])
+        assert again == [old[0] if old else None]
+        with pytest.raises(InputError, match="another payload"):
+            client.log_interactions([{**interaction("legacy", 0), "prompt": "other", "idempotency_key": "old-1"}])
+        # ingestion of responses works again: the bad pattern no longer fails every insert
+        assert len(client.log_interactions([interaction("legacy", 1)])) == 1
