@@ -1153,6 +1153,10 @@ AS $$
 DECLARE
     prior drift.idempotency_keys;
 BEGIN
+    IF p_key = '' THEN
+        RAISE EXCEPTION '%_log: idempotency_key must not be empty (NULL for no key)', p_log
+            USING ERRCODE = 'check_violation', COLUMN = 'idempotency_key';
+    END IF;
     -- Twice at most: the prior row can vanish between the two statements (pruned concurrently).
     FOR attempt IN 1 .. 2 LOOP
         -- A concurrent transaction with the same key makes this wait for its outcome.
@@ -2665,5 +2669,5 @@ COMMENT ON FUNCTION drift.delete_simulated_models(text[]) IS
 
 CREATE TABLE IF NOT EXISTS drift.alembic_version (version_num varchar(32) NOT NULL CONSTRAINT alembic_version_pkc PRIMARY KEY);
 INSERT INTO drift.alembic_version (version_num) VALUES ('0010_ingest_safety');
-INSERT INTO drift.code_layer (digest) VALUES ('a78e10156881ec7fb718e5155d04c037b685ce92d73b6350c9feaf1aa0d1c32f');
+INSERT INTO drift.code_layer (digest) VALUES ('3d01286ff84ba9f8ee8f6aeb917518adc7adef6b326fa1dc92fa84c6ecf914e6');
 COMMIT;

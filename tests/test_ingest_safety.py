@@ -81,6 +81,8 @@ def test_a_replay_returns_the_first_id_and_writes_nothing(dl: driftloop.Client, 
     )
     assert cur.rowcount == 0
     assert rows_of(db, "replay") == 3
+    with pytest.raises(psycopg.errors.CheckViolation, match="must not be empty"):
+        db.execute("INSERT INTO drift.embeddings_log (model, embedding, idempotency_key) VALUES ('replay', '[1]', '')")
 
 
 def test_a_key_replayed_with_another_payload_is_an_error(dl: driftloop.Client, db: psycopg.Connection[Any]) -> None:
@@ -221,6 +223,7 @@ def test_a_bad_refusal_pattern_is_refused_and_ingestion_goes_on(
         ([{"model": "m", "metadata": {"note": "nul\x00here"}}], 0, "metadata"),
         ([{"model": "m", "metadata": {"k\x00": 1}}], 0, "metadata"),
         ([{"model": "m", "latency_ms": 1e300}], 0, "latency_ms"),
+        ([{"model": "m", "idempotency_key": ""}], 0, "idempotency_key"),  # found by the fuzz test
         ([{"model": "m", "toxicity": 0.5}, {"model": "m", "latency_ms": 3.5e38}], 1, "latency_ms"),
     ],
 )
