@@ -235,6 +235,12 @@ def test_clear_input_errors(dl: driftloop.Client, db: psycopg.Connection[Any], r
     assert count(db, "SELECT count(*) FROM drift.interaction_log") == before
 
 
+def test_a_model_name_as_utf8_bytes_is_decoded(dl: driftloop.Client, db: psycopg.Connection[Any]) -> None:
+    """Found by the fuzz test: bytes were validated, then sent undecoded (a psycopg text = bytea error)."""
+    assert dl.log_embeddings("bytes-é".encode(), [[0.5, 0.5]], created_at=AT) == 1
+    assert count(db, "SELECT count(*) FROM drift.embeddings_log WHERE model = 'bytes-é'") == 1
+
+
 def test_a_literal_backslash_u0000_in_metadata_is_fine(dl: driftloop.Client, db: psycopg.Connection[Any]) -> None:
     [i] = dl.log_interactions([{"model": "m-escape", "metadata": {"path": "C:\\u0000"}}])
     assert db.execute("SELECT metadata->>'path' FROM drift.interaction_log WHERE id = %s", (i,)).fetchone() == (

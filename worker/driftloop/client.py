@@ -155,7 +155,7 @@ class Client:
         Rejects NaN/inf and a dimension other than the model's existing embeddings; on any
         error nothing is written.
         """
-        validation.model_name(model)
+        model = validation.model_name(model)
         matrix_first = validation.embedding_matrix(array, expected_dims=self._dims.get(model))
         stamps = validation.timestamps(created_at, len(matrix_first))
         keys = validation.idempotency_keys(idempotency_keys, len(matrix_first))
@@ -186,7 +186,7 @@ class Client:
         starts and ends must be timezone-aware (a naive datetime would be read in the
         server's time zone, silently moving the window).
         """
-        validation.model_name(model)
+        model = validation.model_name(model)
         lo, hi = validation.baseline_window(starts, ends)
         if isinstance(kinds, str) or not set(kinds) <= set(DRIFT_KINDS) or not kinds:
             raise InputError(f"must be a non-empty list of {', '.join(DRIFT_KINDS)}; got {kinds!r}", field="kinds")
