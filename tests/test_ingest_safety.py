@@ -224,6 +224,7 @@ def test_a_bad_refusal_pattern_is_refused_and_ingestion_goes_on(
         ([{"model": "m", "metadata": {"k\x00": 1}}], 0, "metadata"),
         ([{"model": "m", "latency_ms": 1e300}], 0, "latency_ms"),
         ([{"model": "m", "idempotency_key": ""}], 0, "idempotency_key"),  # found by the fuzz test
+        ([{"model": "m", b"model": "m"}], 0, "b'model'"),  # mixed key types, found by the fuzz test
         ([{"model": "m", "toxicity": 0.5}, {"model": "m", "latency_ms": 3.5e38}], 1, "latency_ms"),
     ],
 )

@@ -161,9 +161,10 @@ def interaction_row(raw: Any, row: int) -> dict[str, Any]:
     """One interaction dict, checked and normalised."""
     if not isinstance(raw, Mapping):
         raise InputError(f"must be an object/dict, got {type(raw).__name__}", row=row)
-    unknown = sorted(set(raw) - INTERACTION_FIELDS)
+    unknown = sorted(set(raw) - INTERACTION_FIELDS, key=repr)  # keys may be of any type, even mixed
     if unknown:
-        raise InputError(f"unknown field; allowed: {', '.join(sorted(INTERACTION_FIELDS))}", row=row, field=unknown[0])
+        name = unknown[0] if isinstance(unknown[0], str) else repr(unknown[0])
+        raise InputError(f"unknown field; allowed: {', '.join(sorted(INTERACTION_FIELDS))}", row=row, field=name)
     out: dict[str, Any] = {
         "created_at": _timestamp(raw.get("created_at"), row, "created_at"),
         "model": _text(raw.get("model"), row, "model", MAX_NAME_CHARS, required=True),
