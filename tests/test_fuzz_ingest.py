@@ -28,7 +28,7 @@ import driftloop
 from driftloop.database import connect, with_dbname
 from driftloop.errors import InputError
 
-FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 
 chars = st.one_of(
     st.characters(exclude_categories=()),

@@ -23,7 +23,7 @@ from psycopg.conninfo import conninfo_to_dict
 import driftloop
 from driftloop.database import connect, with_dbname
 
-FUZZ = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
+FUZZ = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow], database=None)
 CLEAR = ("22", "23", "P0")  # data exceptions, integrity violations, our own RAISE
 AT = datetime(2026, 3, 2, tzinfo=UTC)
 
