@@ -61,8 +61,12 @@ class Echo(BaseHTTPRequestHandler):
             abs(time.time() - int(timestamp)) < 300  # a replayed old request is refused
         )
         self.server.deliveries.append(
-            {"path": self.path, "verified": verified, "event": json.loads(body)["event"]["id"],
-             "delivery": self.headers["X-Driftloop-Delivery"]}
+            {
+                "path": self.path,
+                "verified": verified,
+                "event": json.loads(body)["event"]["id"],
+                "delivery": self.headers["X-Driftloop-Delivery"],
+            }
         )
         echo = f"path={self.path} api-key={self.headers.get('X-Api-Key')} signing-secret={SIGNING_SECRET}"
         status = 401 if not verified else 200 if self.path.startswith("/ok/") else 500
@@ -92,7 +96,9 @@ def test_redact_url_masks_credentials_and_keeps_the_route() -> None:
     assert "hooks.example/services/T01/***" in masked
 
 
-def test_no_secret_reaches_logs_database_or_cli(conn: psycopg.Connection[Any], tmp_path: Path, receiver: Receiver) -> None:
+def test_no_secret_reaches_logs_database_or_cli(
+    conn: psycopg.Connection[Any], tmp_path: Path, receiver: Receiver
+) -> None:
     failing = f"http://ci:{PASSWORD}@127.0.0.1:{receiver.port}/hooks/{PATH_TOKEN}?token={QUERY_TOKEN}"
     succeeding = f"http://127.0.0.1:{receiver.port}/ok/{OK_PATH_TOKEN}"
     config = write_config(
@@ -126,7 +132,9 @@ actions = ["notify_ok"]
     worker = subprocess.run([DRIFTLOOP, "-v", "worker", "--once"], env=env, capture_output=True, text=True, timeout=120)
     assert worker.returncode == 0, worker.stderr
     listed = subprocess.run([DRIFTLOOP, "events", "list"], env=env, capture_output=True, text=True, timeout=60)
-    as_json = subprocess.run([DRIFTLOOP, "events", "list", "--json"], env=env, capture_output=True, text=True, timeout=60)
+    as_json = subprocess.run(
+        [DRIFTLOOP, "events", "list", "--json"], env=env, capture_output=True, text=True, timeout=60
+    )
     assert listed.returncode == 0 and as_json.returncode == 0, listed.stderr + as_json.stderr
 
     # The signature was checked by the receiver, on every delivery, against the shared secret.

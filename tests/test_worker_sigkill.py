@@ -81,8 +81,9 @@ actions = ["mark"]
 
         second = start_worker(config, tmp_path / "b.log")
         wait_until(
-            lambda: count(conn, "SELECT count(*) FROM drift.drift_events WHERE id = %s AND status = 'resolved'",
-                          (event_id,)),
+            lambda: count(
+                conn, "SELECT count(*) FROM drift.drift_events WHERE id = %s AND status = 'resolved'", (event_id,)
+            ),
             timeout=60,
             what="the second worker to resolve the event",
         )

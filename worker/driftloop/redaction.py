@@ -59,10 +59,14 @@ def redact_url(url: str) -> str:
         user = userinfo.split(":", 1)[0]
         netloc = f"{user}:{MASK}@{host}" if ":" in userinfo else f"{MASK}@{host}"
     path = "/".join(MASK if looks_like_token(s) else s for s in parts.path.split("/"))
-    query = "&".join(
-        f"{pair.split('=', 1)[0]}={MASK}" if "=" in pair else (MASK if looks_like_token(pair) else pair)
-        for pair in parts.query.split("&")
-    ) if parts.query else ""
+    query = (
+        "&".join(
+            f"{pair.split('=', 1)[0]}={MASK}" if "=" in pair else (MASK if looks_like_token(pair) else pair)
+            for pair in parts.query.split("&")
+        )
+        if parts.query
+        else ""
+    )
     fragment = MASK if parts.fragment else ""
     return urlunsplit((parts.scheme, netloc, path, query, fragment))
 

@@ -17,6 +17,7 @@ Usage: python -I supervisor.py WORKER_PID -- ARGV...  (stdin, stdout, stderr pas
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -67,10 +68,8 @@ def main(args: list[str]) -> int:
                 end_group()
     # The command is done; anything it left running in the group goes with it.
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(os.getpgid(0), signal.SIGTERM)
-    except ProcessLookupError:
-        pass
     return code if code >= 0 else 128 - code
 
 
