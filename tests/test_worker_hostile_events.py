@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from worker_support import DRIFTLOOP, insert_events, write_config
 
 import driftloop
 from driftloop.worker import load_config, run_once
+from tests.support.helpers import DRIFTLOOP, insert_events, write_config
 
 RECORDER = """
 import json, os, sys

@@ -24,9 +24,9 @@ from typing import Any
 
 import psycopg
 import pytest
-from worker_support import DRIFTLOOP, insert_events, write_config
 
 from driftloop.redaction import Redactor, redact_url
+from tests.support.helpers import DRIFTLOOP, insert_events, write_config
 
 PATH_TOKEN = "aB3dE5fG7hJ9kL1mN2pQ"
 OK_PATH_TOKEN = "Zy9Xw8Vu7Ts6Rq5Po4Nm"

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from worker_support import count, insert_events, kill_group, start_worker, wait_until, write_config
+
+from tests.support.helpers import count, insert_events, kill_group, start_worker, wait_until, write_config
 
 SLEEP_S = 4
 LEASE_S = 2
