@@ -78,7 +78,7 @@ def test_the_package_builds_no_sql_by_string_formatting() -> None:
 
 
 def test_the_formatting_check_catches_each_pattern() -> None:
-    planted = '''
+    planted = """
 def bad(conn, model, table, n):
     conn.execute(f"SELECT * FROM drift.interaction_log WHERE model = '{model}'")
     conn.execute("DELETE FROM drift.baselines WHERE model = '%s'" % model)
@@ -92,7 +92,7 @@ def good(conn, model, table):
     conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
     message = f"model {model} has no rows"
     return message
-'''
+"""
     found = formatted_sql(planted, "planted.py")
     assert [int(f.split(":")[1]) for f in found] == [3, 4, 5, 6, 7], found
 

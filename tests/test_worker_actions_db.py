@@ -265,7 +265,7 @@ def test_retrain_without_enough_labelled_data_fails_the_attempt(
     insert_events(conn, ["router"], kind="accuracy")
     # move_baseline = false: with it, the empty window is refused before any training (see
     # test_worker_hostile_events.py); here the trainer's own data check is under test.
-    config = "[worker]\nbackoff_base_s = 60\n\n[actions.retrain]\ntype = \"retrain\"\nmove_baseline = false\n"
+    config = '[worker]\nbackoff_base_s = 60\n\n[actions.retrain]\ntype = "retrain"\nmove_baseline = false\n'
     [done] = run_once(db_url, load_config(write_config(tmp_path, config)))
     assert done.status == "pending"
     assert "only 0 labelled interactions" in done.actions[0].error

@@ -92,7 +92,8 @@ CODE_OBJECTS = {
         SELECT format('%I ON %s', t.tgname, t.tgrelid::regclass), t.xmin::text::bigint
             = (pg_current_xact_id()::text::numeric % 4294967296)::bigint
         FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-        WHERE c.relnamespace = 'drift'::regnamespace AND NOT t.tgisinternal""",
+        WHERE c.relnamespace = 'drift'::regnamespace AND NOT t.tgisinternal
+          AND t.tgparentid = 0  -- a partition's clone goes with its parent's trigger""",
     "policy": """
         SELECT format('%I ON %s', p.polname, p.polrelid::regclass), p.xmin::text::bigint
             = (pg_current_xact_id()::text::numeric % 4294967296)::bigint
