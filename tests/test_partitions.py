@@ -194,3 +194,19 @@ def test_a_release_database_converts_keeping_ids_and_the_sequence(empty_db_url: 
         new = conn.execute("INSERT INTO drift.interaction_log (model) VALUES ('m') RETURNING id").fetchone()
         assert new == (101,)
         assert where_rows_are(conn, "interaction_log").get("interaction_log_default") is None
+
+
+def test_dashboards_and_metrics_read_on_a_read_only_replica(conn: psycopg.Connection[Any], db_url: str) -> None:
+    """A hot standby runs every transaction read-only: the views /metrics and Grafana read must not write."""
+    from driftloop.worker.queries import query
+
+    log_days(db_url, "bot", [1, 0])
+    with psycopg.connect(db_url) as replica:
+        replica.execute("SET TRANSACTION READ ONLY")
+        status = replica.execute("SELECT model, kind, metric FROM drift.drift_status").fetchall()
+        assert {r[0] for r in status} == {"bot"} and len(status) >= 4
+        assert replica.execute(query("scrape")).fetchall()
+        assert replica.execute("SELECT count(*) FROM drift.log_partitions()").fetchone()[0] >= 2
+        # and a write is what such a transaction refuses
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            replica.execute("SELECT drift.ensure_partitions(now() + interval '60 days')")
