@@ -1561,7 +1561,18 @@ DECLARE
     covered timestamptz;
     created integer := 0;
 BEGIN
-    -- Fast path (every evaluate() call): both logs already have partitions up to `until`.
+    -- Fast path (every evaluate() call): the partition of the last step exists in both logs,
+    -- looked up by name (reading every partition's bounds costs ~0.15 ms per partition). A
+    -- partition named otherwise (after a partition_interval change) takes the full check.
+    IF NOT p_from_default AND (
+        SELECT bool_and(c.relispartition) AND count(*) = 2
+        FROM pg_class c
+        WHERE c.relnamespace = 'drift'::regnamespace
+          AND c.relname IN ('interaction_log_p' || to_char(drift.partition_start(until, iv) AT TIME ZONE 'UTC', 'YYYYMMDD'),
+                            'embeddings_log_p' || to_char(drift.partition_start(until, iv) AT TIME ZONE 'UTC', 'YYYYMMDD'))
+    ) THEN
+        RETURN 0;
+    END IF;
     IF NOT p_from_default AND (
         SELECT count(*) = 2 AND bool_and(x.last_end >= until)
         FROM (SELECT max(p.ends) AS last_end FROM drift.log_partitions() p WHERE NOT p.is_default GROUP BY p.log) x
@@ -3005,5 +3016,5 @@ COMMENT ON FUNCTION drift.delete_simulated_models(text[]) IS
 
 CREATE TABLE IF NOT EXISTS drift.alembic_version (version_num varchar(32) NOT NULL CONSTRAINT alembic_version_pkc PRIMARY KEY);
 INSERT INTO drift.alembic_version (version_num) VALUES ('0011_partitions');
-INSERT INTO drift.code_layer (digest) VALUES ('da6405e8d0a3d1c568b60fcc001fe0d15ecd6fc57460f1991bc72452f3a33484');
+INSERT INTO drift.code_layer (digest) VALUES ('3227dcab1a6daec7d9d54becf473e336cad9de4a22b04f00e8a4cc5090ff0a77');
 COMMIT;

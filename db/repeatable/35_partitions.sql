@@ -74,7 +74,18 @@ DECLARE
     covered timestamptz;
     created integer := 0;
 BEGIN
-    -- Fast path (every evaluate() call): both logs already have partitions up to `until`.
+    -- Fast path (every evaluate() call): the partition of the last step exists in both logs,
+    -- looked up by name (reading every partition's bounds costs ~0.15 ms per partition). A
+    -- partition named otherwise (after a partition_interval change) takes the full check.
+    IF NOT p_from_default AND (
+        SELECT bool_and(c.relispartition) AND count(*) = 2
+        FROM pg_class c
+        WHERE c.relnamespace = 'drift'::regnamespace
+          AND c.relname IN ('interaction_log_p' || to_char(drift.partition_start(until, iv) AT TIME ZONE 'UTC', 'YYYYMMDD'),
+                            'embeddings_log_p' || to_char(drift.partition_start(until, iv) AT TIME ZONE 'UTC', 'YYYYMMDD'))
+    ) THEN
+        RETURN 0;
+    END IF;
     IF NOT p_from_default AND (
         SELECT count(*) = 2 AND bool_and(x.last_end >= until)
         FROM (SELECT max(p.ends) AS last_end FROM drift.log_partitions() p WHERE NOT p.is_default GROUP BY p.log) x
