@@ -278,6 +278,10 @@ AS $$
 DECLARE
     prior drift.idempotency_keys;
 BEGIN
+    IF p_key = '' THEN
+        RAISE EXCEPTION '%_log: idempotency_key must not be empty (NULL for no key)', p_log
+            USING ERRCODE = 'check_violation', COLUMN = 'idempotency_key';
+    END IF;
     -- Twice at most: the prior row can vanish between the two statements (pruned concurrently).
     FOR attempt IN 1 .. 2 LOOP
         -- A concurrent transaction with the same key makes this wait for its outcome.

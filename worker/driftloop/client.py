@@ -81,7 +81,13 @@ class Client:
             with self.pool.connection(timeout=a.timeout_s) as conn:
                 return work(conn, a)
 
-        return retry.call(self.retry, what, attempt, retry_in_doubt=in_doubt_ok)
+        return retry.call(
+            self.retry,
+            what,
+            attempt,
+            retry_in_doubt=in_doubt_ok,
+            diagnose=lambda: retry.connect_error(self.url, self.retry),
+        )
 
     # -- logging ---------------------------------------------------------------------------
     def log_interactions(self, rows: Iterable[dict[str, Any]]) -> list[int]:
@@ -149,7 +155,7 @@ class Client:
         Rejects NaN/inf and a dimension other than the model's existing embeddings; on any
         error nothing is written.
         """
-        validation.model_name(model)
+        model = validation.model_name(model)
         matrix_first = validation.embedding_matrix(array, expected_dims=self._dims.get(model))
         stamps = validation.timestamps(created_at, len(matrix_first))
         keys = validation.idempotency_keys(idempotency_keys, len(matrix_first))
@@ -180,7 +186,7 @@ class Client:
         starts and ends must be timezone-aware (a naive datetime would be read in the
         server's time zone, silently moving the window).
         """
-        validation.model_name(model)
+        model = validation.model_name(model)
         lo, hi = validation.baseline_window(starts, ends)
         if isinstance(kinds, str) or not set(kinds) <= set(DRIFT_KINDS) or not kinds:
             raise InputError(f"must be a non-empty list of {', '.join(DRIFT_KINDS)}; got {kinds!r}", field="kinds")
@@ -320,6 +326,27 @@ def _copy_value(column: str, value: Any) -> Any:
     return Jsonb(value) if column == "metadata" and value is not None else value
 
 
-def connect(database_url_: str | None = None, **pool_options: Any) -> Client:
-    """A Client for DATABASE_URL (or `.env`, or the embedded server when unset)."""
+def connect(
+    database_url_: str | None = None,
+    *,
+    supabase_url: str | None = None,
+    supabase_key: str | None = None,
+    **pool_options: Any,
+) -> Any:
+    """A Client for DATABASE_URL (or `.env`, or the embedded server when unset).
+
+    With `supabase_url` and `supabase_key` (or SUPABASE_URL and SUPABASE_KEY set and no
+    DATABASE_URL), a driftloop.supabase_client.SupabaseClient with the same logging API,
+    which logs through the project's edge functions.
+    """
+    from driftloop.database import settings_url
+    from driftloop.settings import env
+
+    if database_url_ is None and (supabase_url or supabase_key or (settings_url() is None and env("SUPABASE_URL"))):
+        from driftloop.supabase_client import SupabaseClient
+
+        url, key = supabase_url or env("SUPABASE_URL"), supabase_key or env("SUPABASE_KEY")
+        if not url or not key:
+            raise InputError("needs both a Supabase URL and key (SUPABASE_URL and SUPABASE_KEY)", field="supabase_key")
+        return SupabaseClient(url, key)
     return Client(database_url_ or database_url(), **pool_options)

@@ -67,11 +67,20 @@ class Attempt:
         self.committing = False
 
 
-def call(policy: RetryPolicy, what: str, work: Callable[[Attempt], T], *, retry_in_doubt: bool = True) -> T:
+def call(
+    policy: RetryPolicy,
+    what: str,
+    work: Callable[[Attempt], T],
+    *,
+    retry_in_doubt: bool = True,
+    diagnose: Callable[[], str | None] | None = None,
+) -> T:
     """Run work(attempt) until it succeeds, fails for a non-transient reason, or the budget is spent.
 
     retry_in_doubt=False: a lost answer to COMMIT ends the call at once (for work that a
     second run would not repeat exactly, such as evaluate()).
+    diagnose: called when the pool never produced a connection, for the reason (the pool
+    itself only says it timed out).
     """
     start = time.monotonic()
     backoff = policy.first_backoff_s
@@ -90,18 +99,28 @@ def call(policy: RetryPolicy, what: str, work: Callable[[Attempt], T], *, retry_
             last: BaseException = exc
         elapsed = time.monotonic() - start
         if attempt.committing and not retry_in_doubt:
-            raise _unavailable(policy, what, number, elapsed, in_doubt, last)
+            raise _unavailable(policy, what, number, elapsed, in_doubt, last, diagnose)
         pause = min(backoff, policy.max_backoff_s) * (0.5 + random.random() / 2)  # jitter: writers spread out
         if elapsed + pause >= policy.deadline_s:
-            raise _unavailable(policy, what, number, elapsed, in_doubt, last)
+            raise _unavailable(policy, what, number, elapsed, in_doubt, last, diagnose)
         time.sleep(pause)
         backoff *= 2
 
 
 def _unavailable(
-    policy: RetryPolicy, what: str, attempts: int, elapsed: float, in_doubt: bool, last: BaseException
+    policy: RetryPolicy,
+    what: str,
+    attempts: int,
+    elapsed: float,
+    in_doubt: bool,
+    last: BaseException,
+    diagnose: Callable[[], str | None] | None,
 ) -> DatabaseUnavailable:
     reason = str(last).strip().splitlines()[0] if str(last).strip() else type(last).__name__
+    if isinstance(last, PoolTimeout) and diagnose is not None:
+        why = diagnose()
+        if why:
+            reason += f" (connecting: {why})"
     outcome = (
         "a COMMIT was sent without an answer, so it may have been written; retry with the same idempotency keys"
         if in_doubt
@@ -115,6 +134,16 @@ def _unavailable(
         budget=policy.describe(),
         in_doubt=in_doubt,
     )
+
+
+def connect_error(url: str, policy: RetryPolicy) -> str | None:
+    """Why a new connection fails right now (one attempt, bounded by connect_timeout), or None."""
+    try:
+        psycopg.connect(url, **pool_kwargs(url, policy)).close()
+    except psycopg.Error as exc:
+        lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+        return " ".join(lines[:2]) or type(exc).__name__
+    return None
 
 
 def pool_kwargs(url: str, policy: RetryPolicy) -> dict[str, Any]:

@@ -161,9 +161,10 @@ def interaction_row(raw: Any, row: int) -> dict[str, Any]:
     """One interaction dict, checked and normalised."""
     if not isinstance(raw, Mapping):
         raise InputError(f"must be an object/dict, got {type(raw).__name__}", row=row)
-    unknown = sorted(set(raw) - INTERACTION_FIELDS)
+    unknown = sorted(set(raw) - INTERACTION_FIELDS, key=repr)  # keys may be of any type, even mixed
     if unknown:
-        raise InputError(f"unknown field; allowed: {', '.join(sorted(INTERACTION_FIELDS))}", row=row, field=unknown[0])
+        name = unknown[0] if isinstance(unknown[0], str) else repr(unknown[0])
+        raise InputError(f"unknown field; allowed: {', '.join(sorted(INTERACTION_FIELDS))}", row=row, field=name)
     out: dict[str, Any] = {
         "created_at": _timestamp(raw.get("created_at"), row, "created_at"),
         "model": _text(raw.get("model"), row, "model", MAX_NAME_CHARS, required=True),
@@ -174,7 +175,7 @@ def interaction_row(raw: Any, row: int) -> dict[str, Any]:
         "toxicity": _number(raw.get("toxicity"), row, "toxicity", 0.0, 1.0),
         "correct": _boolean(raw.get("correct"), row, "correct"),
         "latency_ms": _number(raw.get("latency_ms"), row, "latency_ms", 0.0, None),
-        "idempotency_key": _text(raw.get("idempotency_key"), row, "idempotency_key", MAX_NAME_CHARS),
+        "idempotency_key": _key(raw.get("idempotency_key"), row),
     }
     feedback = raw.get("feedback")
     if feedback is not None and (isinstance(feedback, bool) or feedback not in (-1, 0, 1)):
@@ -274,7 +275,15 @@ def idempotency_keys(value: Any, count: int) -> list[str | None]:
     keys = list(value)
     if len(keys) != count:
         raise InputError(f"has {len(keys)} keys for {count} embeddings", field="idempotency_keys")
-    return [_text(k, i, "idempotency_key", MAX_NAME_CHARS) for i, k in enumerate(keys)]
+    return [_key(k, i) for i, k in enumerate(keys)]
+
+
+def _key(value: Any, row: int) -> str | None:
+    """An idempotency key: None, or non-empty text of at most 200 characters."""
+    key = _text(value, row, "idempotency_key", MAX_NAME_CHARS)
+    if key == "":
+        raise InputError("must not be empty (omit it, or send null, for no key)", row=row, field="idempotency_key")
+    return key
 
 
 def baseline_window(starts: Any, ends: Any) -> tuple[datetime, datetime]:
