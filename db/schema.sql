@@ -1585,18 +1585,26 @@ BEGIN
         USING p_starts, p_ends;
     EXECUTE format('ALTER TABLE drift.%I ATTACH PARTITION drift.%I FOR VALUES FROM (%L) TO (%L)',
                    p_log, name, p_starts, p_ends);
+    -- Like every table of schema drift; no role gets rights on a partition itself: the
+    -- parent's rights, policies and statement triggers apply to every access through it.
+    EXECUTE format('ALTER TABLE drift.%I ENABLE ROW LEVEL SECURITY', name);
     RETURN name;
 END $$;
 COMMENT ON FUNCTION drift.create_log_partition(text, timestamptz, timestamptz) IS 'Creates the partition [starts, ends) of a log table, moving in the rows the default partition holds for that range (internal; see drift.ensure_partitions).';
 
+-- SECURITY DEFINER: drift.evaluate() calls it, and whoever evaluates (the worker role,
+-- pg_cron) may not create tables in schema drift. It creates only log partitions of fixed
+-- names and ranges, at most a year of steps ahead.
 CREATE OR REPLACE FUNCTION drift.ensure_partitions(p_until timestamptz DEFAULT NULL, p_from_default boolean DEFAULT false)
 RETURNS integer
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = pg_catalog
 AS $$
 DECLARE
     iv interval := drift.setting('partition_interval')::interval;
-    until timestamptz := coalesce(p_until, now() + drift.setting('partitions_ahead')::integer * iv);
+    until timestamptz := least(coalesce(p_until, now() + drift.setting('partitions_ahead')::integer * iv),
+                               now() + 366 * iv);
     t text;
     s timestamptz;
     e timestamptz;
@@ -1771,6 +1779,12 @@ BEGIN
     RETURN folded;
 END $$;
 COMMENT ON FUNCTION drift.compact_rollups_hourly(interval) IS 'Folds the rollup buckets (embedding, interaction, novelty) older than p_older_than (default: the rollup_hourly_after setting) into one row per model and hour; returns the hourly rows written. Sums are exact; windows over that data are counted by whole hours.';
+
+REVOKE EXECUTE ON FUNCTION drift.ensure_partitions(timestamptz, boolean) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION drift.create_log_partition(text, timestamptz, timestamptz) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION drift.prune_logs(interval) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION drift.compact_rollups_hourly(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION drift.ensure_partitions(timestamptz, boolean) TO driftloop_worker;
 
 
 -- repeatable 40_statistics.sql
@@ -3105,6 +3119,9 @@ BEGIN
         WHERE c.relnamespace = 'drift'::regnamespace AND c.relkind IN ('r', 'p') LOOP
         EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('REVOKE ALL ON %s FROM driftloop_ingest, driftloop_worker, driftloop_reader', t);
+        -- A log partition is reached through its parent only: written directly, a row would
+        -- skip the parent's statement triggers (the rollups). No rights, no policies.
+        CONTINUE WHEN (SELECT c.relispartition FROM pg_class c WHERE c.oid = t);
         EXECUTE format('DROP POLICY IF EXISTS worker_all ON %s', t);
         EXECUTE format('CREATE POLICY worker_all ON %s TO driftloop_worker USING (true) WITH CHECK (true)', t);
         EXECUTE format('GRANT SELECT ON %s TO driftloop_worker', t);
@@ -3201,5 +3218,5 @@ END $$;
 
 CREATE TABLE IF NOT EXISTS drift.alembic_version (version_num varchar(32) NOT NULL CONSTRAINT alembic_version_pkc PRIMARY KEY);
 INSERT INTO drift.alembic_version (version_num) VALUES ('0011_partitions');
-INSERT INTO drift.code_layer (digest) VALUES ('fd8f4fd8a5c48c329e8425bcb33f832470067206a42099015bc5bf8de1317838');
+INSERT INTO drift.code_layer (digest) VALUES ('fa176faba71b3b67be1d9c33e99a726d41d1ffda569a26058378e32882f2cbd9');
 COMMIT;

@@ -210,3 +210,19 @@ def test_dashboards_and_metrics_read_on_a_read_only_replica(conn: psycopg.Connec
         # and a write is what such a transaction refuses
         with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
             replica.execute("SELECT drift.ensure_partitions(now() + interval '60 days')")
+
+
+def test_the_worker_role_keeps_partitions_ahead_but_cannot_write_a_partition(conn: psycopg.Connection[Any]) -> None:
+    """evaluate() runs as whoever evaluates: partitions are created as the owner, reached via the parent only."""
+    with conn.transaction(force_rollback=True):
+        conn.execute("SET LOCAL ROLE driftloop_worker")
+        assert conn.execute("SELECT drift.ensure_partitions(now() + interval '10 days')").fetchone()[0] >= 2
+        assert conn.execute("SELECT count(*) FROM drift.evaluate()").fetchone() == (0,)
+        newest = partitions(conn, "embeddings_log")[-1][0]
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(f"INSERT INTO drift.{newest} (model, embedding) VALUES ('x', '[1]')")
+    rls = conn.execute(
+        "SELECT bool_and(relrowsecurity) FROM pg_class"
+        " WHERE relispartition AND relkind = 'r' AND relnamespace = 'drift'::regnamespace"
+    ).fetchone()
+    assert rls == (True,)
