@@ -36,6 +36,13 @@ TEXT = "How do I rotate the API key of my project without downtime? " * 2  # a t
 ANSWER = "Create a second key, deploy it everywhere, then revoke the first one. " * 4
 
 
+def one(conn: psycopg.Connection[Any], sql: str, params: Any = None) -> Any:
+    """The single value a query returns."""
+    row = conn.execute(sql, params).fetchone()
+    assert row is not None
+    return row[0]
+
+
 def midnight() -> datetime:
     return datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 
@@ -87,7 +94,7 @@ def batch(rng: np.random.Generator, n: int, at: datetime) -> list[dict[str, Any]
 def case(url: str, days: int, rows_per_day: int, repeats: int) -> dict[str, float]:
     with connect(url, autocommit=True) as conn:
         history(conn, days, rows_per_day)
-        partitions = conn.execute("SELECT count(*) FROM drift.log_partitions() WHERE NOT is_default").fetchone()[0]
+        partitions = one(conn, "SELECT count(*) FROM drift.log_partitions() WHERE NOT is_default")
         rng = np.random.default_rng(days)
         rows = batch(rng, 500, datetime.now(UTC))
         with driftloop.connect(url) as client:
@@ -142,12 +149,12 @@ def storage(url: str, dims: int, rows: int) -> dict[str, float]:
         conn.execute("VACUUM ANALYZE")
 
         def size(sql: str) -> int:
-            return int(conn.execute(sql).fetchone()[0])
+            return int(one(conn, sql))
 
         logs = """SELECT sum(pg_total_relation_size(format('drift.%%I', partition)::regclass))
                   FROM drift.log_partitions() WHERE log = %s"""
-        interaction_bytes = int(conn.execute(logs, ("interaction_log",)).fetchone()[0])
-        embedding_bytes = int(conn.execute(logs, ("embeddings_log",)).fetchone()[0])
+        interaction_bytes = int(one(conn, logs, ("interaction_log",)))
+        embedding_bytes = int(one(conn, logs, ("embeddings_log",)))
         rollup = (
             "SELECT pg_total_relation_size('drift.embedding_rollup')"
             " + pg_total_relation_size('drift.interaction_rollup')"
