@@ -1,7 +1,7 @@
 """Metrics: the evaluation history behind the score time series and the last-evaluation metric.
 
 Revision ID: 0008_metrics
-Revises: 0011_partitions
+Revises: 0007_roles
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from driftloop.migrations import apply_sql
 
 revision = "0008_metrics"
-down_revision = "0011_partitions"
+down_revision = "0007_roles"
 branch_labels = None
 depends_on = None
 
