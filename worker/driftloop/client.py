@@ -21,7 +21,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool
 
 from driftloop import named_sql, validation
-from driftloop.database import configure_connection, database_url
+from driftloop.database import CONNECT_TIMEOUT_S, configure_connection, database_url
 from driftloop.errors import InputError
 
 # Column order of the copy_interactions query in client.sql, with binary COPY types.
@@ -48,6 +48,9 @@ class Client:
         self.url = url
         # A model's embedding dimension never changes once set: cache it, saving a round trip a batch.
         self._dims: dict[str, int] = {}
+        # Fail fast with the server's own reason: a pool retries in the background and its
+        # first caller would wait the pool timeout (30 s) for a reason-less PoolTimeout.
+        psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S).close()
         self.pool = ConnectionPool(
             url, min_size=min_size, max_size=max_size, configure=configure_connection, open=True
         )
@@ -133,21 +136,29 @@ class Client:
             cur.execute(sql("set_baseline"), {"model": model, "starts": starts, "ends": ends, "kinds": list(kinds)})
             return cur.fetchall()
 
-    def evaluate(self, as_of: datetime | None = None) -> list[dict[str, Any]]:
-        """Evaluate every model now (or at `as_of`); returns the drift events raised."""
+    def evaluate(self, as_of: datetime | None = None, models: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Evaluate every model (or only `models`) now (or at `as_of`); returns the drift events raised."""
         with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
-            cur.execute(sql("evaluate"), {"as_of": as_of})
+            if models is None:
+                cur.execute(sql("evaluate"), {"as_of": as_of})
+            else:
+                cur.execute(sql("compact_rollups"))
+                cur.execute(sql("evaluate_models"), {"as_of": as_of, "models": list(models)})
             return cur.fetchall()
 
-    def status(self, as_of: datetime | None = None) -> list[dict[str, Any]]:
-        """Rows of drift.drift_status (or drift.drift_report(as_of)), one per model and metric."""
+    def status(self, as_of: datetime | None = None, models: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Rows of drift.drift_status (or drift.drift_report(as_of)), one per model and metric.
+
+        The current window is [as_of - current_window, as_of) rounded down to whole rollup
+        buckets (1 minute): rows logged in the current minute count from the next minute on.
+        """
         with self.pool.connection() as conn:
             cur = conn.cursor(row_factory=dict_row)
-            if as_of is None:
+            if as_of is None and models is None:
                 cur.execute(sql("status"))
             else:
-                cur.execute(sql("report_at"), {"as_of": as_of})
+                cur.execute(sql("report_at"), {"as_of": as_of, "models": None if models is None else list(models)})
             return cur.fetchall()
 
     # -- internals -------------------------------------------------------------------------

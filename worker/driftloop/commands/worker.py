@@ -12,7 +12,9 @@ import click
 import psycopg
 from psycopg.rows import dict_row
 
+from driftloop import table
 from driftloop.database import connect, database_url
+from driftloop.errors import one_line
 from driftloop.settings import env
 
 DEFAULT_METRICS_PORT = 8000
@@ -34,7 +36,7 @@ def _database() -> str:
         with connect(url) as conn:
             ready = conn.execute("SELECT to_regclass('drift.action_runs') IS NOT NULL").fetchone()
     except psycopg.OperationalError as exc:
-        raise click.ClickException(f"cannot connect to the database: {exc}") from None
+        raise click.ClickException(one_line(exc)) from None
     if not ready or not ready[0]:
         raise click.ClickException("the database has no worker schema; run `driftloop db upgrade` first")
     return url
@@ -123,27 +125,48 @@ def events() -> None:
 
 @events.command("list")
 @click.option("--status", type=click.Choice(["pending", "running", "resolved", "failed"]))
+@click.option("--model", help="Only this model's events.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def events_list(status: str | None, limit: int, as_json: bool) -> None:
-    """The latest drift events, newest first."""
+def events_list(status: str | None, model: str | None, limit: int, as_json: bool) -> None:
+    """The latest drift events, newest first.
+
+    DATA TIME is when the drift was seen in the data (the evaluation's as_of, UTC); RAISED is
+    the wall-clock time the event was written. They differ when data is replayed or late.
+    """
     from driftloop.worker.queries import query
 
     with connect(_database()) as conn, conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(query("list_events"), {"status": status, "limit": limit}).fetchall()
-    for row in rows:
-        if as_json:
-            click.echo(json.dumps(row, default=str))
-            continue
-        line = (
-            f"{row['id']:>6} {row['created_at']:%Y-%m-%d %H:%M:%S} {row['status']:<8} "
-            f"{row['model']} {row['kind']}/{row['metric']} attempts {row['attempts']}/{row['max_attempts']}"
+        rows = cur.execute(query("list_events"), {"status": status, "model": model, "limit": limit}).fetchall()
+    if as_json:
+        if rows:
+            click.echo(table.json_lines(rows))
+        return
+    click.echo(
+        table.render(
+            EVENT_COLUMNS,
+            (_event_cells(row) for row in rows),
+            empty="no events" + (f" with status {status}" if status else "") + (f" for model {model}" if model else ""),
         )
-        if row["claimed_by"]:
-            line += f" claimed by {row['claimed_by']} until {row['lease_expires_at']:%H:%M:%S}"
-        if row["last_error"] and row["status"] != "resolved":
-            line += f" error: {row['last_error'].splitlines()[0]}"
-        click.echo(line)
+    )
+
+
+EVENT_COLUMNS = ("ID", "STATUS", "MODEL", "KIND", "METRIC", "SCORE", "THRESHOLD", "DATA TIME (UTC)",
+                 "RAISED (UTC)", "ATTEMPTS", "NOTE")  # fmt: skip
+EVENT_KEYS = ("id", "status", "model", "kind", "metric", "score", "threshold", "as_of", "created_at")
+
+
+def _event_cells(row: dict[str, Any]) -> list[Any]:
+    return [row[key] for key in EVENT_KEYS] + [f"{row['attempts']}/{row['max_attempts']}", _event_note(row)]
+
+
+def _event_note(row: dict[str, Any]) -> str:
+    if row["claimed_by"] and row["status"] == "running":
+        return f"claimed by {row['claimed_by']} until {row['lease_expires_at']:%H:%M:%S}"
+    if row["last_error"] and row["status"] != "resolved":
+        return "error: " + row["last_error"].splitlines()[0][:120]
+    actions = (row["resolution"] or {}).get("actions") or []
+    return ", ".join(f"{a['action']} {a['outcome']}" for a in actions)
 
 
 @events.command("retry")
@@ -177,7 +200,8 @@ def prompt() -> None:
 @prompt.command("show")
 @click.argument("model")
 @click.option("--history", is_flag=True, help="All versions, newest first.")
-def prompt_show(model: str, history: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per version.")
+def prompt_show(model: str, history: bool, as_json: bool) -> None:
     """The active system prompt of MODEL (what `SELECT drift.active_prompt(MODEL)` returns)."""
     from driftloop.worker.queries import query
 
@@ -185,10 +209,14 @@ def prompt_show(model: str, history: bool) -> None:
         rows = cur.execute(query("prompt_history"), {"model": model}).fetchall()
     if not rows:
         raise click.ClickException(f"model {model!r} has no prompt versions")
-    for row in rows if history else [r for r in rows if r["active"]]:
+    shown = rows if history else [r for r in rows if r["active"]]
+    if as_json:
+        click.echo(table.json_lines(shown))
+        return
+    for row in shown:
         mark = " (active)" if row["active"] else ""
         click.echo(
-            f"--- version {row['version']}{mark} {row['created_at']:%Y-%m-%d %H:%M:%S} {row['reason'] or ''}".rstrip()
+            f"--- version {row['version']}{mark} {table.cell(row['created_at'])} UTC {row['reason'] or ''}".rstrip()
         )
         click.echo(row["prompt"])
 

@@ -119,10 +119,13 @@ SELECT extract(epoch FROM least(
 ) - now())::float8;
 
 -- name: list_events
-SELECT id, created_at, model, kind, metric, score, threshold, status, attempts, max_attempts,
-    claimed_by, lease_expires_at, run_after, last_error, resolution
+-- as_of: the data time the drift was seen at (the evaluation's as_of); created_at: wall clock.
+SELECT id, created_at, (details->>'as_of')::timestamptz AS as_of, window_start, window_end, model, kind,
+    metric, score, threshold, p_value, status, attempts, max_attempts, claimed_by, lease_expires_at,
+    run_after, last_error, resolution
 FROM drift.drift_events
-WHERE %(status)s::text IS NULL OR status = %(status)s
+WHERE (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(model)s::text IS NULL OR model = %(model)s)
 ORDER BY id DESC
 LIMIT %(limit)s;
 
