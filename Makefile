@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint bench clean prometheus
+.PHONY: demo test install lint bench clean prometheus schema wheel-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,15 @@ prometheus:
 test: $(STAMP) prometheus
 	$(BIN)/ruff check worker tests bench
 	$(BIN)/python -m pytest -q
+	$(MAKE) wheel-check
+
+# The built wheel, installed in a clean venv, run from an empty folder (not the checkout).
+wheel-check: $(STAMP)
+	.ci/wheel-check $(BIN)/python
+
+# db/schema.sql is generated from db/migrations and db/repeatable; a test fails when it is stale.
+schema: $(STAMP)
+	$(BIN)/python -c 'from driftloop.migrations import build_schema_script as b; open("db/schema.sql", "w").write(b())'
 
 lint: $(STAMP)
 	$(BIN)/ruff check worker tests bench

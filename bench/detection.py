@@ -40,17 +40,14 @@ from psycopg.rows import dict_row
 import driftloop
 from bench.common import emit, fresh_database, median_time
 from driftloop.database import connect
-from driftloop.detection_cases import EMBEDDING_CASES, EmbeddingCase, TopicTraffic, interaction_rows, spread_times
+from tests.support.detection_cases import EMBEDDING_CASES, EmbeddingCase, TopicTraffic, interaction_rows, spread_times
+from tests.support.helpers import add_model
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
 SEED_CENTROID_THRESHOLD = 0.15
 BASE_RATES = {"refusal": 0.04, "toxic": 0.01, "accuracy": 0.90}
-
-
-def add_model(conn: psycopg.Connection[Any], model: str) -> None:
-    conn.execute("INSERT INTO drift.models (model, auto_evaluate) VALUES (%s, false)", (model,))
 
 
 def scalar(conn: psycopg.Connection[Any], sql: str, params: tuple[Any, ...] = ()) -> Any:

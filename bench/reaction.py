@@ -25,6 +25,7 @@ import numpy as np
 import psycopg
 
 from bench.common import emit, fresh_database
+from tests.support.helpers import wait_until
 
 DRIFTLOOP = str(Path(sys.executable).with_name("driftloop"))
 POLL_INTERVAL_S = 2.0
@@ -42,14 +43,6 @@ actions = ["react"]
 """
 
 
-def wait_until(predicate, timeout: float) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError("the worker did not catch up")
-        time.sleep(0.05)
-
-
 def measure(url: str, listen: bool, events: int, seed: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="driftloop-reaction-") as tmp:
         config = Path(tmp) / "driftloop.toml"
@@ -63,7 +56,8 @@ def measure(url: str, listen: bool, events: int, seed: int) -> dict[str, float]:
                 first = conn.execute("SELECT coalesce(max(id), 0) FROM drift.drift_events").fetchone()[0]
                 # Warm up: the worker is up (and listening) once it has handled one event.
                 conn.execute("INSERT INTO drift.drift_events (model, kind, metric) VALUES ('warmup', 'embedding', 'x')")
-                wait_until(lambda: conn.execute("SELECT count(*) FROM drift.action_runs").fetchone()[0] > first, 60)
+                wait_until(lambda: conn.execute("SELECT count(*) FROM drift.action_runs").fetchone()[0] > first, 60,
+                           "the first action", interval=0.05)
                 rng = random.Random(seed)
                 for i in range(events):
                     time.sleep(rng.uniform(0.01, 0.05))  # arrivals at random moments of the poll cycle
@@ -72,7 +66,7 @@ def measure(url: str, listen: bool, events: int, seed: int) -> dict[str, float]:
                         (f"{'listen' if listen else 'poll'}-{i}",),
                     )
                 done = f"SELECT count(*) FROM drift.drift_events WHERE id > {first} AND status = 'resolved'"
-                wait_until(lambda: conn.execute(done).fetchone()[0] == events + 1, 120)
+                wait_until(lambda: conn.execute(done).fetchone()[0] == events + 1, 120, "every action", interval=0.05)
                 rows = conn.execute(
                     """SELECT extract(epoch FROM min(r.started_at) - e.created_at) * 1000
                        FROM drift.drift_events e JOIN drift.action_runs r ON r.event_id = e.id

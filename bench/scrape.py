@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,17 +30,12 @@ import psycopg
 import driftloop
 from bench.common import emit, fresh_database
 from driftloop.worker.queries import query
+from tests.support.helpers import free_port
 
 DRIFTLOOP = str(Path(sys.executable).with_name("driftloop"))
 MODELS = 50
 SPAN = timedelta(days=2)
 REPEATS = 30
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def log(url: str, rows: int, dims: int, seed: int, ends: datetime, span: timedelta, baselines: bool = False) -> float:

@@ -7,11 +7,12 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from detection_helpers import HOUR, T0, add_model, log_embeddings, log_interactions, report, set_baseline
 from scipy.stats import binom
 
 import driftloop
-from driftloop.detection_cases import EMBEDDING_CASES, TopicTraffic
+from tests.support.detection import HOUR, T0, log_embeddings, log_interactions, report, set_baseline
+from tests.support.detection_cases import EMBEDDING_CASES, TopicTraffic
+from tests.support.helpers import add_model
 
 ALPHA = 0.01
 NO_DRIFT = EMBEDDING_CASES[0]

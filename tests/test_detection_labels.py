@@ -6,10 +6,11 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from detection_helpers import HOUR, T0, add_model, log_interactions, report, set_baseline
 
 import driftloop
-from driftloop.detection_cases import spread_times
+from tests.support.detection import HOUR, T0, log_interactions, report, set_baseline
+from tests.support.detection_cases import spread_times
+from tests.support.helpers import add_model
 
 
 def test_late_labels_count_in_the_window_of_their_interaction(db_url: str, conn: psycopg.Connection[Any]) -> None:

@@ -8,11 +8,12 @@ from typing import Any
 
 import numpy as np
 import psycopg
-from detection_helpers import HOUR, T0, add_model, log_embeddings, log_interactions, report, set_baseline
 
 import driftloop
 from driftloop.client import Client
-from driftloop.detection_cases import EMBEDDING_CASES, EmbeddingCase, TopicTraffic
+from tests.support.detection import HOUR, T0, log_embeddings, log_interactions, report, set_baseline
+from tests.support.detection_cases import EMBEDDING_CASES, EmbeddingCase, TopicTraffic
+from tests.support.helpers import add_model
 
 MINUTE = timedelta(minutes=1)
 PER_MINUTE = 30

@@ -1,4 +1,6 @@
-"""Migrations: upgrade from empty, downgrade to base, upgrade again, and the `db sql` script.
+"""Migrations and the code layer: upgrade from empty, downgrade to every revision and back, the
+`db sql` script, upgrading a database migrated by the last release, orphans, one definition per
+function.
 
 The schema is compared through the system catalogs (every relation, column, constraint,
 index, trigger, function body, view definition and comment of schema `drift`), so two
@@ -7,8 +9,10 @@ databases "have the same schema" only when a user could not tell them apart.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -22,7 +26,9 @@ CATALOG_QUERIES = {
         SELECT c.relname, c.relkind::text, c.relpersistence::text
         FROM pg_class c WHERE c.relnamespace = 'drift'::regnamespace""",
     "columns": """
-        SELECT c.relname, a.attnum, a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull,
+        -- the column's position among live columns: a dropped and re-added column gets a new attnum
+        SELECT c.relname, row_number() OVER (PARTITION BY a.attrelid ORDER BY a.attnum), a.attname,
+               format_type(a.atttypid, a.atttypmod), a.attnotnull,
                a.attidentity::text, a.attgenerated::text, pg_get_expr(d.adbin, d.adrelid)
         FROM pg_attribute a
         JOIN pg_class c ON c.oid = a.attrelid
@@ -85,7 +91,7 @@ def drift_objects(url: str) -> list[tuple[str, str]]:
 
 
 def head_revision() -> str:
-    return migrations.revisions_in_order()[-1]
+    return migrations.head_revision()
 
 
 @pytest.fixture
@@ -118,6 +124,7 @@ def test_upgrade_from_empty_then_downgrade_to_base_then_upgrade_again(empty_db_u
 
     migrations.upgrade(empty_db_url)
     assert migrations.current_revision(empty_db_url) == head_revision()
+    assert migrations.current_digest(empty_db_url) == migrations.code_digest()
     first = catalog_dump(empty_db_url)
     tables = {row[0] for row in first["relations"]}
     assert {"interaction_log", "embeddings_log", "drift_events", "model_versions", "settings",
@@ -149,13 +156,25 @@ def test_upgrade_from_empty_then_downgrade_to_base_then_upgrade_again(empty_db_u
     assert catalog_dump(empty_db_url) == first
 
 
-def test_downgrade_one_revision_at_a_time_to_base(empty_db_url: str) -> None:
-    """Each down.sql undoes exactly its up.sql: stepping down revision by revision ends empty."""
+def test_downgrade_to_each_revision_and_upgrade_again_restores_the_same_schema(empty_db_url: str) -> None:
+    """Below head only the DDL of that revision remains (no functions, views or triggers); back at
+    head everything, function bodies, comments and triggers included, is as before."""
     migrations.upgrade(empty_db_url)
+    at_head = catalog_dump(empty_db_url)
     revisions = migrations.revisions_in_order()
     for below in reversed(["base", *revisions[:-1]]):
         migrations.downgrade(below, empty_db_url)
         assert migrations.current_revision(empty_db_url) == (None if below == "base" else below)
+        if below != "base":
+            with psycopg.connect(empty_db_url) as conn:
+                code = conn.execute(
+                    "SELECT (SELECT count(*) FROM pg_proc WHERE pronamespace = 'drift'::regnamespace)"
+                    " + (SELECT count(*) FROM pg_class WHERE relnamespace = 'drift'::regnamespace AND relkind = 'v')"
+                ).fetchone()
+            assert code == (0,), f"code layer left at {below}"
+        migrations.upgrade(empty_db_url)
+        assert catalog_dump(empty_db_url) == at_head, f"head after a downgrade to {below} differs"
+        migrations.downgrade(below, empty_db_url)
     assert drift_objects(empty_db_url) == []
 
 
@@ -177,6 +196,10 @@ def test_upgrade_twice_is_a_no_op(empty_db_url: str) -> None:
         assert conn.execute("SELECT count(*) FROM drift.interaction_log").fetchone() == (1,)
 
 
+def test_shipped_schema_script_is_generated_from_the_current_files() -> None:
+    assert migrations.schema_script() == migrations.build_schema_script(), "db/schema.sql is stale: run `make schema`"
+
+
 def test_sql_script_yields_the_same_schema_as_upgrade(empty_db_url: str, other_empty_db_url: str) -> None:
     migrations.upgrade(empty_db_url)
 
@@ -187,10 +210,137 @@ def test_sql_script_yields_the_same_schema_as_upgrade(empty_db_url: str, other_e
     upgraded, scripted = catalog_dump(empty_db_url), catalog_dump(other_empty_db_url)
     for catalog in CATALOG_QUERIES:
         assert scripted[catalog] == upgraded[catalog], catalog
-    # The script records the head revision: `db upgrade` afterwards continues, changing nothing.
+    # The script records the head revision and code layer: `db upgrade` afterwards changes nothing.
     assert migrations.current_revision(other_empty_db_url) == head_revision()
+    assert migrations.current_digest(other_empty_db_url) == migrations.code_digest()
     migrations.upgrade(other_empty_db_url)
     assert catalog_dump(other_empty_db_url) == scripted
+
+
+RELEASED_0004 = Path(__file__).parent / "data" / "schema_0004.sql"
+# Rows of every kind the 0004 release could hold, compared before and after the upgrade.
+DATA_QUERIES = {
+    "interactions": "SELECT id, model, response, is_refusal, toxicity, correct FROM drift.interaction_log",
+    "embeddings": "SELECT id, model, embedding::text FROM drift.embeddings_log",
+    "rollups": "SELECT model, bucket, interactions, refusals, quality_ok FROM drift.interaction_rollup",
+    "embedding_rollups": "SELECT model, bucket, n, vec_sum::text FROM drift.embedding_rollup",
+    "baselines": "SELECT model, kind, starts, ends, n, vec_sum::text FROM drift.baselines",
+    "calibration": "SELECT model, units, trace1, sample_n FROM drift.embedding_calibration",
+    "events": "SELECT id, model, kind, metric, status, attempts FROM drift.drift_events",
+    "runs": "SELECT event_id, action, outcome FROM drift.action_runs",
+    "prompts": "SELECT model, version, prompt, active FROM drift.prompt_versions",
+    "settings": "SELECT key, value FROM drift.settings",
+}
+
+
+def table_rows(url: str) -> dict[str, list[tuple[object, ...]]]:
+    with psycopg.connect(url) as conn:
+        return {name: sorted(conn.execute(q).fetchall(), key=repr) for name, q in DATA_QUERIES.items()}
+
+
+def test_a_database_of_the_0004_release_upgrades_without_losing_data(
+    empty_db_url: str, other_empty_db_url: str
+) -> None:
+    """A database built and filled by the last release (its `db sql` script, kept in tests/data)."""
+    with psycopg.connect(empty_db_url, autocommit=True) as conn:
+        conn.execute(RELEASED_0004.read_text())
+        assert conn.execute("SELECT version_num FROM drift.alembic_version").fetchone() == ("0004_detection",)
+        conn.execute(
+            "INSERT INTO drift.interaction_log (model, created_at, response, toxicity, correct)"
+            " SELECT 'm', timestamptz '2026-01-01 00:00+00' + i * interval '20 seconds',"
+            "  CASE WHEN i % 10 = 0 THEN 'I cannot help with that' ELSE 'sure' END, (i % 7) / 10.0, i % 3 > 0"
+            " FROM generate_series(1, 400) i"
+        )
+        conn.execute(
+            "INSERT INTO drift.embeddings_log (model, created_at, embedding)"
+            " SELECT 'm', timestamptz '2026-01-01 00:00+00' + i * interval '20 seconds',"
+            " ARRAY[sin(i), cos(i), 1]::real[]::vector FROM generate_series(1, 400) i"
+        )
+        conn.execute("UPDATE drift.settings SET value = '0.2' WHERE key = 'refusal_rate_threshold'")
+        conn.execute("SELECT drift.set_baseline('m', '2026-01-01 00:00+00', '2026-01-01 01:00+00')")
+        conn.execute("SELECT drift.evaluate('2026-01-01 03:00+00')")
+        conn.execute(
+            "INSERT INTO drift.drift_events (model, kind, metric, status)"
+            " VALUES ('m', 'behavior', 'toxicity_rate', 'failed')"
+        )
+        conn.execute("SELECT drift.activate_prompt('m', 'Be kind.')")
+        conn.execute(
+            "INSERT INTO drift.action_runs (event_id, action, action_type, attempt, worker, outcome)"
+            " SELECT max(id), 'reindex', 'reindex', 1, 'w', 'succeeded' FROM drift.drift_events"
+        )
+    before = table_rows(empty_db_url)
+    assert all(before[name] for name in ("interactions", "embeddings", "baselines", "calibration", "events"))
+
+    migrations.upgrade(empty_db_url)
+
+    assert migrations.current_revision(empty_db_url) == head_revision()
+    assert table_rows(empty_db_url) == before
+    migrations.upgrade(other_empty_db_url)
+    upgraded, fresh = catalog_dump(empty_db_url), catalog_dump(other_empty_db_url)
+    for catalog in CATALOG_QUERIES:
+        if catalog == "data":
+            continue  # the old database's own settings differ, on purpose
+        # The engine's per-model HNSW index of the baseline sample exists only where data is.
+        rows = [r for r in upgraded[catalog] if catalog == "functions" or "baseline_samples_hnsw_" not in repr(r)]
+        assert rows == fresh[catalog], catalog
+    with psycopg.connect(empty_db_url) as conn:
+        # The dead functions of 0004 are gone, and the upgraded engine still works on the old data.
+        assert conn.execute(
+            "SELECT proname FROM pg_proc WHERE pronamespace = 'drift'::regnamespace"
+            " AND proname IN ('mean_shift_test', 'proportion_increase_p', 'chi2_sf')"
+        ).fetchall() == []
+        report = conn.execute(
+            "SELECT metric, n_current, n_baseline FROM drift.drift_report('2026-01-01 02:00+00') WHERE model = 'm'"
+            " ORDER BY metric"
+        ).fetchall()
+    assert ("refusal_rate", 180, 179) in report  # the first row is 20 s after the baseline starts
+
+
+def test_upgrade_drops_what_the_files_no_longer_define(db_url: str) -> None:
+    """A function, view or trigger a later release removed (an orphan) does not linger."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("CREATE FUNCTION drift.removed_helper() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+        conn.execute("CREATE VIEW drift.removed_view AS SELECT 1 AS one")
+        conn.execute(
+            "CREATE TRIGGER removed_trigger BEFORE UPDATE ON drift.models"
+            " FOR EACH ROW EXECUTE FUNCTION drift.interaction_log_stamp_label()"
+        )
+    migrations.upgrade(db_url)
+    with psycopg.connect(db_url) as conn:
+        assert conn.execute("SELECT to_regprocedure('drift.removed_helper()')").fetchone() == (None,)
+        assert conn.execute("SELECT to_regclass('drift.removed_view')").fetchone() == (None,)
+        assert conn.execute("SELECT count(*) FROM pg_trigger WHERE tgname = 'removed_trigger'").fetchone() == (0,)
+        # ... while everything the files define is still there.
+        assert conn.execute("SELECT to_regclass('drift.drift_status')").fetchone() == ("drift.drift_status",)
+
+
+def test_a_database_running_older_functions_must_be_upgraded(db_url: str) -> None:
+    from driftloop.errors import DriftloopError
+
+    migrations.ensure_schema(db_url)  # current: nothing to do
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("UPDATE drift.code_layer SET digest = 'older'")
+    # DATABASE_URL is set (a user's database): driftloop says what to run instead of changing it.
+    with pytest.raises(DriftloopError, match="run `driftloop db upgrade`"):
+        migrations.ensure_schema(db_url)
+    migrations.upgrade(db_url)
+    migrations.ensure_schema(db_url)
+
+
+DB_DIR = Path(migrations.__file__).resolve().parents[2] / "db"
+FUNCTION = re.compile(r"^CREATE (?:OR REPLACE )?FUNCTION (drift\.\w+)\s*\(", re.MULTILINE)
+
+
+def test_each_function_is_defined_once_and_only_in_the_code_layer() -> None:
+    definitions: dict[str, list[str]] = {}
+    for path in sorted(DB_DIR.glob("*/*.sql")):
+        for name in FUNCTION.findall(path.read_text()):
+            definitions.setdefault(name, []).append(str(path.relative_to(DB_DIR)))
+    assert len(definitions) > 50  # the scan really reads the SQL
+    twice = {name: where for name, where in definitions.items() if len(where) > 1}
+    assert twice == {}
+    in_migrations = {name: where for name, where in definitions.items() if not where[0].startswith("repeatable/")}
+    assert in_migrations == {}
 
 
 def test_every_table_view_function_and_column_has_a_comment(db_url: str) -> None:

@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import psycopg
 from psycopg.types.json import Jsonb
-from worker_support import DRIFTLOOP, insert_events, write_config
 
 import driftloop
 from driftloop.worker import load_config, run_once
 from driftloop.worker.trainer import LinearClassifier, active_classifier
+from tests.support.helpers import DRIFTLOOP, insert_events, write_config
 
 # -- update_system_prompt --------------------------------------------------------------------
 

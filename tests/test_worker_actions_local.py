@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from worker_support import sample_event
 
 from driftloop.worker.actions import ActionContext, ActionError, command, webhook
 from driftloop.worker.tables import parse_table
+from tests.support.helpers import sample_event
 
 SECRET = "correct horse battery staple"
 

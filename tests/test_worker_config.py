@@ -6,9 +6,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from worker_support import DRIFTLOOP, write_config
 
 from driftloop.worker.config import ConfigError, load_config
+from tests.support.helpers import DRIFTLOOP, write_config
 
 GOOD = """
 [worker]

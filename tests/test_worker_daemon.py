@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from worker_support import count, insert_events, kill_group, start_worker, wait_until, write_config
+
+from tests.support.helpers import count, insert_events, kill_group, start_worker, wait_until, write_config
 
 
 def test_four_workers_process_a_thousand_events_exactly_once(conn: psycopg.Connection[Any], tmp_path: Path) -> None:

@@ -14,7 +14,9 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
-from worker_support import (
+
+import driftloop
+from tests.support.helpers import (
     DRIFTLOOP,
     count,
     free_port,
@@ -24,8 +26,6 @@ from worker_support import (
     wait_until,
     write_config,
 )
-
-import driftloop
 
 PROMETHEUS = "prometheus"  # Debian's package; `make test` installs it
 

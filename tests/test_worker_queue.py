@@ -8,10 +8,10 @@ from typing import Any
 
 import psycopg
 import pytest
-from worker_support import DRIFTLOOP, count, insert_events, write_config
 
 from driftloop.worker import load_config, run_once
 from driftloop.worker.store import LeaseLost, Store
+from tests.support.helpers import DRIFTLOOP, count, insert_events, write_config
 
 
 def config(tmp_path: Path, max_backoff: float = 0.0) -> Any:

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from worker_support import count, insert_events, kill_group, start_worker, wait_until, write_config
+
+from tests.support.helpers import count, insert_events, kill_group, start_worker, wait_until, write_config
 
 LISTENERS = """SELECT pid FROM pg_stat_activity
                WHERE application_name LIKE 'driftloop-listener%%' AND datname = current_database()"""

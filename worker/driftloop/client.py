@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,11 +33,7 @@ INTERACTION_TYPES = (
     "int2", "bool", "float4", "jsonb", "text",
 )  # fmt: skip
 DRIFT_KINDS = ("embedding", "behavior", "accuracy")
-QUERIES = Path(__file__).with_name("client.sql")
-
-
-def sql(name: str) -> str:
-    return named_sql.query(QUERIES, name)
+sql = named_sql.beside(__file__, "client.sql")
 
 
 class Client:

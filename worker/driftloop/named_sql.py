@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -16,6 +17,10 @@ def load(path: Path) -> dict[str, str]:
     return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
 
 
-def query(path: Path, name: str) -> str:
-    """The SQL of one named query (KeyError for an unknown name)."""
-    return load(path)[name]
+def beside(module_file: str, filename: str = "queries.sql") -> Callable[[str], str]:
+    """The lookup of the named queries in `filename` next to a module: query(name) -> SQL.
+
+    Unknown names raise KeyError.
+    """
+    path = Path(module_file).with_name(filename)
+    return lambda name: load(path)[name]

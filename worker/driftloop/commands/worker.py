@@ -177,12 +177,13 @@ def events_retry(event_id: int) -> None:
 
     with connect(_database(), autocommit=True) as conn:
         try:
-            done = conn.execute(query("retry_event"), {"event_id": event_id}).fetchone()
+            row = conn.execute(query("retry_event"), {"event_id": event_id}).fetchone()
+            done = row is not None and row[0]
         except psycopg.errors.UniqueViolation:
             raise click.ClickException(
                 f"event {event_id} not re-queued: a newer open event exists for the same drift"
             ) from None
-        if done is None:
+        if not done:
             state = conn.execute(query("event_state"), {"event_id": event_id}).fetchone()
             if state is None:
                 raise click.ClickException(f"no drift event {event_id}")

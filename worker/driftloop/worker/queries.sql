@@ -2,52 +2,19 @@
 -- psycopg named placeholders. Loaded by driftloop/worker/queries.py.
 
 -- name: claim_events
--- Take up to %(limit)s events in one statement: pending ones whose backoff has passed and
--- running ones whose holder let the lease expire (it crashed or hung). The attempt is
--- counted here, so a worker that dies mid-action still uses one up.
-WITH claimable AS (
-    SELECT id
-    FROM drift.drift_events
-    WHERE ((status = 'pending' AND run_after <= now())
-        OR (status = 'running' AND lease_expires_at < now()))
-      -- NULL: every model; else only these (a simulation acting on its own models only)
-      AND (%(models)s::text[] IS NULL OR model = ANY (%(models)s::text[]))
-    ORDER BY run_after, id
-    LIMIT %(limit)s
-    FOR NO KEY UPDATE SKIP LOCKED
-)
-UPDATE drift.drift_events AS e
-SET status = 'running',
-    attempts = e.attempts + 1,
-    claimed_by = %(worker)s,
-    claimed_at = now(),
-    lease_expires_at = now() + make_interval(secs => %(lease_s)s)
-FROM claimable
-WHERE e.id = claimable.id
-RETURNING e.id, e.created_at, e.model, e.kind, e.metric, e.score, e.threshold, e.p_value,
-    e.window_start, e.window_end, e.details, e.attempts, e.max_attempts,
-    extract(epoch FROM clock_timestamp() - e.created_at)::float8 AS age_s;
+-- Queue transitions live in db/repeatable/80_queue.sql; these call them.
+SELECT * FROM drift.claim_events(%(worker)s, %(limit)s, %(lease_s)s, %(models)s::text[]);
 
 -- name: extend_leases
-UPDATE drift.drift_events
-SET lease_expires_at = now() + make_interval(secs => %(lease_s)s)
-WHERE id = ANY(%(ids)s) AND claimed_by = %(worker)s AND status = 'running'
-RETURNING id;
+SELECT id FROM drift.extend_leases(%(worker)s, %(ids)s::bigint[], %(lease_s)s) AS id;
 
 -- name: hold_event
 -- Inside an action's transaction: lock the event while this worker still holds it, so the
 -- action's database writes commit only under a valid claim.
-SELECT id
-FROM drift.drift_events
-WHERE id = %(event_id)s AND claimed_by = %(worker)s AND status = 'running'
-FOR NO KEY UPDATE;
+SELECT id FROM drift.hold_event(%(event_id)s, %(worker)s) AS id WHERE id IS NOT NULL;
 
 -- name: abandon_stale_runs
--- A run left `running` by another worker means that worker lost the event (it died).
-UPDATE drift.action_runs
-SET outcome = 'abandoned', finished_at = clock_timestamp(),
-    error = 'worker ' || worker || ' lost its claim; taken over by ' || %(worker)s
-WHERE event_id = %(event_id)s AND outcome = 'running' AND worker <> %(worker)s;
+SELECT drift.abandon_stale_runs(%(event_id)s, %(worker)s);
 
 -- name: succeeded_run
 SELECT id, output
@@ -55,60 +22,22 @@ FROM drift.action_runs
 WHERE event_id = %(event_id)s AND action = %(action)s AND outcome = 'succeeded';
 
 -- name: start_run
-INSERT INTO drift.action_runs (event_id, action, action_type, attempt, worker)
-SELECT id, %(action)s, %(action_type)s, attempts, %(worker)s
-FROM drift.drift_events
-WHERE id = %(event_id)s AND claimed_by = %(worker)s AND status = 'running'
-RETURNING id;
+SELECT id FROM drift.start_run(%(event_id)s, %(worker)s, %(action)s, %(action_type)s) AS id WHERE id IS NOT NULL;
 
 -- name: finish_run
--- The result counts only while the claim is still ours; otherwise the run is marked lease_lost.
-UPDATE drift.action_runs
-SET outcome = CASE
-        WHEN EXISTS (
-            SELECT 1 FROM drift.drift_events
-            WHERE id = %(event_id)s AND claimed_by = %(worker)s AND status = 'running'
-        ) THEN %(outcome)s
-        ELSE 'lease_lost'
-    END,
-    finished_at = clock_timestamp(),
-    output = %(output)s,
-    error = %(error)s
-WHERE id = %(run_id)s AND outcome = 'running'
-RETURNING outcome;
+SELECT outcome FROM drift.finish_run(%(event_id)s, %(worker)s, %(run_id)s, %(outcome)s, %(output)s, %(error)s) AS outcome
+WHERE outcome IS NOT NULL;
 
 -- name: resolve_event
-UPDATE drift.drift_events
-SET status = 'resolved', resolution = %(resolution)s, claimed_by = NULL, lease_expires_at = NULL
-WHERE id = %(event_id)s AND claimed_by = %(worker)s AND status = 'running'
-RETURNING id;
+SELECT drift.resolve_event(%(event_id)s, %(worker)s, %(resolution)s) AS resolved;
 
 -- name: fail_attempt
--- Back to pending after a backoff, or failed (the dead letter) when attempts are used up
--- or the error is permanent.
-UPDATE drift.drift_events
-SET status = CASE WHEN %(permanent)s OR attempts >= max_attempts THEN 'failed' ELSE 'pending' END,
-    run_after = now() + make_interval(secs => %(delay_s)s),
-    last_error = %(error)s,
-    resolution = %(resolution)s,
-    claimed_by = NULL,
-    lease_expires_at = NULL
-WHERE id = %(event_id)s AND claimed_by = %(worker)s AND status = 'running'
-RETURNING status;
+SELECT status FROM drift.fail_attempt(%(event_id)s, %(worker)s, %(error)s, %(delay_s)s, %(permanent)s, %(resolution)s)
+    AS status
+WHERE status IS NOT NULL;
 
 -- name: release_events
--- A stopping worker gives its unfinished events back; the interrupted attempt is not counted.
-UPDATE drift.drift_events
-SET status = 'pending', attempts = greatest(attempts - 1, 0), run_after = now(),
-    claimed_by = NULL, lease_expires_at = NULL
-WHERE id = ANY(%(ids)s) AND claimed_by = %(worker)s AND status = 'running'
-RETURNING id;
-
--- name: release_runs
-UPDATE drift.action_runs
-SET outcome = 'released', finished_at = clock_timestamp(),
-    error = 'the worker shut down before the action finished'
-WHERE event_id = ANY(%(ids)s) AND worker = %(worker)s AND outcome = 'running';
+SELECT id FROM drift.release_events(%(worker)s, %(ids)s::bigint[]) AS id;
 
 -- name: next_due
 -- Seconds until the next pending event is due or another worker's lease expires (NULL: none).
@@ -130,11 +59,7 @@ ORDER BY id DESC
 LIMIT %(limit)s;
 
 -- name: retry_event
--- Re-queue a failed (or backing-off) event now with a fresh set of attempts.
-UPDATE drift.drift_events
-SET status = 'pending', attempts = 0, run_after = now(), claimed_by = NULL, lease_expires_at = NULL
-WHERE id = %(event_id)s AND status IN ('failed', 'pending')
-RETURNING id;
+SELECT drift.retry_event(%(event_id)s) AS queued;
 
 -- name: event_state
 SELECT status, claimed_by, lease_expires_at FROM drift.drift_events WHERE id = %(event_id)s;
@@ -242,9 +167,6 @@ REINDEX INDEX {index};
 
 -- name: index_exists
 SELECT to_regclass(%(index)s) IS NOT NULL;
-
--- name: event_held
-SELECT 1 FROM drift.drift_events WHERE id = %(event_id)s AND claimed_by = %(worker)s AND status = 'running';
 
 -- name: listen
 -- Template: {channel} is an identifier.

@@ -1,8 +1,8 @@
 """The worker's database side: claims, leases, action runs and event outcomes.
 
-Every write after the claim is conditioned on `claimed_by = this worker` and
-`status = 'running'`; when it matches nothing the lease was lost to another worker, and
-the caller gets `LeaseLost` instead of overwriting that worker's results.
+The queue's transitions are SQL functions (db/repeatable/80_queue.sql); every write after the
+claim goes through their ownership check (`drift.hold_event`), and when it fails the lease was
+lost to another worker: the caller gets `LeaseLost` instead of overwriting that worker's results.
 """
 
 from __future__ import annotations
@@ -136,8 +136,8 @@ class Store:
         return result
 
     def abandon_stale_runs(self, event_id: int) -> int:
-        count: int = self.execute("abandon_stale_runs", {"event_id": event_id}, fetch="count")
-        return count
+        row = self.execute("abandon_stale_runs", {"event_id": event_id}, fetch="one")
+        return int(next(iter(row.values())))
 
     def start_run(self, event: DriftEvent, action: str, action_type: str) -> int:
         row = self.execute(
@@ -166,7 +166,7 @@ class Store:
 
     def resolve(self, event_id: int, resolution: dict[str, Any]) -> None:
         row = self.execute("resolve_event", {"event_id": event_id, "resolution": Jsonb(resolution)}, fetch="one")
-        if row is None:
+        if not row["resolved"]:
             raise LeaseLost(f"event {event_id} was taken over before it was resolved")
 
     def fail_attempt(
@@ -191,10 +191,5 @@ class Store:
     def release(self, ids: list[int]) -> list[int]:
         """Give unfinished events back (shutdown); returns the ids released."""
 
-        def run() -> list[int]:
-            with self.pool.connection() as conn, conn.transaction():
-                params = self._params({"ids": ids})
-                conn.execute(query("release_runs"), params)
-                return [r[0] for r in conn.execute(query("release_events"), params).fetchall()]
-
-        return self._retrying(run)
+        rows = self.execute("release_events", {"ids": ids})
+        return [r["id"] for r in rows]

@@ -99,7 +99,7 @@ def reindex(ctx: ActionContext, settings: Settings) -> None:
         exists = conn.execute(query("index_exists"), {"index": settings.index}).fetchone()
         if not exists or not exists[0]:
             raise ActionError(f"index {settings.index!r} does not exist", permanent=True)
-        held = conn.execute(query("event_held"), {"event_id": ctx.event.id, "worker": ctx.worker_id})
+        held = conn.execute(query("hold_event"), {"event_id": ctx.event.id, "worker": ctx.worker_id})
         if held.fetchone() is None:
             raise ActionError(f"event {ctx.event.id} is no longer held by this worker")
         conn.execute(statement)

@@ -1,4 +1,4 @@
-"""Helpers shared by the worker tests: events, configs, worker processes, waiting."""
+"""Helpers shared by the tests and benchmarks: models, events, configs, worker processes, waiting."""
 
 from __future__ import annotations
 
@@ -63,6 +63,12 @@ def sample_event(**overrides: Any) -> DriftEvent:
     }
     fields.update(overrides)
     return DriftEvent(**fields)
+
+
+def add_model(conn: psycopg.Connection[Any], model: str) -> None:
+    """Register a model whose evaluation the test drives (no trigger evaluation, no auto baseline)."""
+    conn.execute("UPDATE drift.settings SET value = '0' WHERE key = 'auto_baseline'")
+    conn.execute("INSERT INTO drift.models (model, auto_evaluate) VALUES (%s, false)", (model,))
 
 
 def write_config(directory: Path, text: str, name: str = "driftloop.toml") -> Path:

@@ -96,65 +96,6 @@ COMMENT ON COLUMN drift.prompt_versions.event_id IS 'The drift event it answers,
 CREATE UNIQUE INDEX prompt_versions_one_active ON drift.prompt_versions (model) WHERE active;
 CREATE UNIQUE INDEX prompt_versions_event_key ON drift.prompt_versions (model, event_id) WHERE event_id IS NOT NULL;
 
-CREATE FUNCTION drift.active_prompt(p_model text) RETURNS text
-LANGUAGE sql STABLE AS $$
-    SELECT prompt FROM drift.prompt_versions WHERE model = p_model AND active
-$$;
-COMMENT ON FUNCTION drift.active_prompt(text) IS
-    'The active system prompt of a model (NULL when it has none): the one query apps run before calling their LLM.';
-
-CREATE FUNCTION drift.activate_prompt(
-    p_model text, p_prompt text, p_event_id bigint DEFAULT NULL,
-    p_created_by text DEFAULT NULL, p_reason text DEFAULT NULL
-) RETURNS drift.prompt_versions
-LANGUAGE plpgsql AS $$
-DECLARE
-    result drift.prompt_versions;
-BEGIN
-    -- Serialise version numbering per model.
-    PERFORM pg_advisory_xact_lock(hashtext('drift.prompt_versions'), hashtext(p_model));
-    IF p_event_id IS NOT NULL THEN
-        SELECT * INTO result FROM drift.prompt_versions WHERE model = p_model AND event_id = p_event_id;
-        IF FOUND THEN
-            RETURN result;  -- this event already produced its version: running twice does no harm
-        END IF;
-    END IF;
-    UPDATE drift.prompt_versions SET active = false WHERE model = p_model AND active;
-    INSERT INTO drift.prompt_versions (model, version, prompt, active, created_by, reason, event_id)
-    SELECT p_model, coalesce(max(version), 0) + 1, p_prompt, true, p_created_by, p_reason, p_event_id
-    FROM drift.prompt_versions WHERE model = p_model
-    RETURNING * INTO result;
-    RETURN result;
-END
-$$;
-COMMENT ON FUNCTION drift.activate_prompt(text, text, bigint, text, text) IS
-    'Adds a new prompt version for the model and makes it the active one (previous versions are kept). With an event id it is idempotent: the version that event created is returned.';
-
-CREATE FUNCTION drift.rollback_prompt(p_model text) RETURNS drift.prompt_versions
-LANGUAGE plpgsql AS $$
-DECLARE
-    current_version integer;
-    result drift.prompt_versions;
-BEGIN
-    PERFORM pg_advisory_xact_lock(hashtext('drift.prompt_versions'), hashtext(p_model));
-    SELECT version INTO current_version FROM drift.prompt_versions WHERE model = p_model AND active;
-    IF current_version IS NULL THEN
-        RAISE EXCEPTION 'model % has no active prompt to roll back', p_model USING ERRCODE = 'no_data_found';
-    END IF;
-    SELECT * INTO result FROM drift.prompt_versions
-    WHERE model = p_model AND version < current_version ORDER BY version DESC LIMIT 1;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'model % has no prompt version before version %', p_model, current_version
-            USING ERRCODE = 'no_data_found';
-    END IF;
-    UPDATE drift.prompt_versions SET active = false WHERE model = p_model AND active;
-    UPDATE drift.prompt_versions SET active = true WHERE id = result.id RETURNING * INTO result;
-    RETURN result;
-END
-$$;
-COMMENT ON FUNCTION drift.rollback_prompt(text) IS
-    'Makes the version before the active one active again and returns it; repeated calls walk further back. Raises when there is nothing to roll back to.';
-
 ALTER TABLE drift.model_versions ADD COLUMN parameters jsonb;
 COMMENT ON COLUMN drift.model_versions.parameters IS
     'The trained model itself when it is small enough to keep here (the built-in trainer: a linear classifier {"type": "linear", "classes", "coef", "intercept"}), so apps load the active version from the database.';

@@ -1,7 +1,5 @@
+-- Undoes 0002_worker's tables and columns.
 ALTER TABLE drift.model_versions DROP COLUMN parameters;
-DROP FUNCTION drift.rollback_prompt(text);
-DROP FUNCTION drift.activate_prompt(text, text, bigint, text, text);
-DROP FUNCTION drift.active_prompt(text);
 DROP TABLE drift.prompt_versions;
 DROP TABLE drift.action_runs;
 DROP INDEX drift.drift_events_lease_idx;

@@ -10,16 +10,10 @@ import psycopg
 from psycopg.rows import dict_row
 
 from driftloop.client import Client
-from driftloop.detection_cases import EmbeddingCase, TopicTraffic, interaction_rows, spread_times
+from tests.support.detection_cases import EmbeddingCase, TopicTraffic, interaction_rows, spread_times
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 HOUR = timedelta(hours=1)
-
-
-def add_model(conn: psycopg.Connection[Any], model: str) -> None:
-    """Register a model whose evaluation the test drives (no trigger evaluation, no auto baseline)."""
-    conn.execute("UPDATE drift.settings SET value = '0' WHERE key = 'auto_baseline'")
-    conn.execute("INSERT INTO drift.models (model, auto_evaluate) VALUES (%s, false)", (model,))
 
 
 def log_embeddings(

@@ -1,0 +1,88 @@
+-- Rollups: time buckets, compaction of the delta rows, and window aggregates over both.
+
+-- No SET search_path here: it would stop the planner from inlining this per-row call
+-- (date_bin lives in pg_catalog, which is always searched first).
+CREATE OR REPLACE FUNCTION drift.bucket_of(p_at timestamptz, p_width interval) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT pg_catalog.date_bin(p_width, p_at, timestamptz '2000-01-01 00:00:00+00') $$;
+COMMENT ON FUNCTION drift.bucket_of(timestamptz, interval) IS 'Start of the rollup bucket holding a timestamp.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Compaction and window aggregates
+-- ---------------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION drift.fold_deltas(p_rollup regclass, p_delta regclass) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, extensions
+AS $$
+DECLARE
+    sums text;
+    adds text;
+    k bigint;
+BEGIN
+    -- Every column but the key is an additive aggregate (counts, sums, vector sums): the
+    -- rollup table's own column list is the one definition of what is folded.
+    SELECT string_agg(format('sum(%I)', a.attname), ', ' ORDER BY a.attnum),
+           string_agg(format('%1$I = r.%1$I + excluded.%1$I', a.attname), ', ' ORDER BY a.attnum)
+    INTO sums, adds
+    FROM pg_attribute a
+    WHERE a.attrelid = p_rollup AND a.attnum > 0 AND NOT a.attisdropped AND a.attname NOT IN ('model', 'bucket');
+    EXECUTE format($q$
+        WITH moved AS (DELETE FROM %2$s RETURNING *)
+        INSERT INTO %1$s AS r SELECT model, bucket, %3$s FROM moved GROUP BY model, bucket ORDER BY model, bucket
+        ON CONFLICT (model, bucket) DO UPDATE SET %4$s $q$, p_rollup, p_delta, sums, adds);
+    GET DIAGNOSTICS k = ROW_COUNT;
+    RETURN k;
+END $$;
+COMMENT ON FUNCTION drift.fold_deltas(regclass, regclass) IS 'Moves the rows of a rollup delta table into its rollup table, one row per model and bucket, adding every aggregate column; returns the rollup rows written.';
+
+CREATE OR REPLACE FUNCTION drift.compact_rollups() RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    -- One compactor at a time; others simply read the deltas that are still there.
+    IF NOT pg_try_advisory_xact_lock(hashtext('drift.compact_rollups')) THEN
+        RETURN 0;
+    END IF;
+    RETURN drift.fold_deltas('drift.embedding_rollup', 'drift.embedding_rollup_delta')
+         + drift.fold_deltas('drift.interaction_rollup', 'drift.interaction_rollup_delta');
+END $$;
+COMMENT ON FUNCTION drift.compact_rollups() IS 'Folds the rollup deltas into one row per model and bucket; returns the rollup rows written. Skips (returns 0) while another session compacts.';
+
+CREATE OR REPLACE FUNCTION drift.embedding_window(p_model text, p_from timestamptz, p_to timestamptz,
+    OUT n bigint, OUT vec_sum vector, OUT sq_sum vector)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, public, extensions
+AS $$
+    SELECT coalesce(sum(s.n), 0)::bigint, sum(s.vec_sum), sum(s.sq_sum) FROM (
+        SELECT r.n, r.vec_sum, r.sq_sum FROM drift.embedding_rollup r
+        WHERE r.model = p_model AND r.bucket >= p_from AND r.bucket < p_to
+        UNION ALL
+        SELECT d.n, d.vec_sum, d.sq_sum FROM drift.embedding_rollup_delta d
+        WHERE d.model = p_model AND d.bucket >= p_from AND d.bucket < p_to
+    ) s
+$$;
+COMMENT ON FUNCTION drift.embedding_window(text, timestamptz, timestamptz) IS 'Embedding count, sum and sum of squares of a model over the buckets in [from, to), from rollups and pending deltas.';
+
+CREATE OR REPLACE FUNCTION drift.interaction_window(p_model text, p_from timestamptz, p_to timestamptz)
+RETURNS drift.interaction_rollup
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT p_model, p_from,
+        coalesce(sum(s.interactions), 0)::bigint, coalesce(sum(s.refusal_known), 0)::bigint,
+        coalesce(sum(s.refusals), 0)::bigint, coalesce(sum(s.toxicity_scored), 0)::bigint,
+        coalesce(sum(s.toxic), 0)::bigint, coalesce(sum(s.toxicity_sum), 0),
+        coalesce(sum(s.feedback_given), 0)::bigint, coalesce(sum(s.feedback_positive), 0)::bigint,
+        coalesce(sum(s.labelled), 0)::bigint, coalesce(sum(s.correct), 0)::bigint,
+        coalesce(sum(s.quality_n), 0)::bigint, coalesce(sum(s.quality_ok), 0)::bigint,
+        coalesce(sum(s.latency_sum), 0), coalesce(sum(s.latency_n), 0)::bigint
+    FROM (
+        SELECT * FROM drift.interaction_rollup r
+        WHERE r.model = p_model AND r.bucket >= p_from AND r.bucket < p_to
+        UNION ALL
+        SELECT * FROM drift.interaction_rollup_delta d
+        WHERE d.model = p_model AND d.bucket >= p_from AND d.bucket < p_to
+    ) s
+$$;
+COMMENT ON FUNCTION drift.interaction_window(text, timestamptz, timestamptz) IS 'Interaction counts of a model over the buckets in [from, to), from rollups and pending deltas (bucket = from).';

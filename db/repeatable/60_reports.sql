@@ -1,0 +1,212 @@
+-- Drift reports at any time (drift.drift_report(as_of)) and now (the drift views). Every row is
+-- a drift.report_row; its columns are documented once, on the type, and copied to the views.
+
+-- ---------------------------------------------------------------------------------------------
+-- Drift reports (any time) and views (now)
+-- ---------------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION drift.report_config(p_as_of timestamptz,
+    OUT window_start timestamptz, OUT window_end timestamptz, OUT min_samples bigint, OUT alpha double precision)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT e - drift.setting('current_window')::interval, e,
+           drift.setting('min_samples')::bigint, drift.setting('alpha')::float8
+    FROM (SELECT drift.bucket_of(p_as_of, drift.setting('bucket_width')::interval) AS e) x
+$$;
+COMMENT ON FUNCTION drift.report_config(timestamptz) IS 'The current window (whole buckets before as_of), min_samples and alpha used by the drift reports.';
+
+CREATE OR REPLACE FUNCTION drift.embedding_report(p_as_of timestamptz DEFAULT now(), p_models text[] DEFAULT NULL)
+RETURNS SETOF drift.report_row
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, public, extensions
+AS $$
+    WITH cfg AS (
+        SELECT c.*, drift.setting('embedding_drift_threshold')::float8 AS thr,
+            drift.setting('embedding_distance_floor')::float8 AS floor, drift.look_alpha() AS look
+        FROM drift.report_config(p_as_of) c
+    ), cur AS (
+        SELECT m.model, w.n, w.vec_sum, b.n AS nb, b.vec_sum AS vb, cal AS cal
+        FROM drift.models m
+        CROSS JOIN cfg
+        CROSS JOIN LATERAL drift.embedding_window(m.model, cfg.window_start, cfg.window_end) w
+        LEFT JOIN drift.baselines b ON b.model = m.model AND b.kind = 'embedding'
+        LEFT JOIN drift.embedding_calibration cal ON cal.model = m.model
+        WHERE m.embedding_dims IS NOT NULL AND (p_models IS NULL OR m.model = ANY (p_models))
+    ), mean_rows AS (
+        SELECT cur.model, cur.n, cur.nb, cur.cal,
+            CASE WHEN cur.n > 0 AND cur.nb > 0 THEN (cur.vec_sum <=> cur.vb) END AS dist, t.*
+        FROM cur
+        LEFT JOIN LATERAL drift.embedding_mean_test(cur.n, cur.vec_sum, cur.nb, cur.vb, cur.cal) t ON true
+    ), novelty_rows AS (
+        -- Without a calibration (no baseline yet) the row is still there, with its count.
+        SELECT cur.model, cur.nb, cur.cal, cur.n, nw.scored, nw.novel,
+            CASE WHEN nw.scored > 0 THEN nw.novel::float8 / nw.scored END AS rate,
+            round((cur.cal).novelty_expected * (cur.cal).sample_n)::bigint AS novel_base
+        FROM cur CROSS JOIN cfg
+        LEFT JOIN LATERAL drift.novelty_window(cur.model, cfg.window_start, cfg.window_end) nw
+            ON (cur.cal).novelty_radius IS NOT NULL
+    )
+    SELECT s.model, 'embedding', 'centroid_distance', s.dist, cfg.thr, s.p_value, s.n, coalesce(s.nb, 0),
+        coalesce(s.n >= cfg.min_samples AND s.nb >= cfg.min_samples AND s.p_value < cfg.look
+                 AND s.dist >= cfg.floor, false),
+        cfg.window_start, cfg.window_end, s.dist, 0::float8,
+        jsonb_build_object('test', 'mean shift, three-moment chi-square calibrated on baseline buckets',
+            'statistic', s.statistic, 'expected_statistic', s.expected, 'dof', s.dof,
+            'effect_size', s.effect_size, 'effect_size_kind', 'mean shift / baseline RMS spread',
+            'dispersion', (s.cal).dispersion, 'calibration_units', (s.cal).units,
+            'alpha', cfg.alpha, 'look_alpha', cfg.look, 'distance_floor', cfg.floor,
+            'seed_rule_drifted', coalesce(s.dist > cfg.thr, false), 'min_samples', cfg.min_samples)
+    FROM mean_rows s CROSS JOIN cfg
+    UNION ALL
+    SELECT v.model, 'embedding', 'novelty_rate', v.rate, (v.cal).novelty_expected,
+        drift.rate_increase_p(v.novel, v.scored, v.novel_base, (v.cal).sample_n), v.n, coalesce(v.nb, 0),
+        coalesce(v.scored >= cfg.min_samples AND v.rate > (v.cal).novelty_expected
+                 AND drift.rate_increase_p(v.novel, v.scored, v.novel_base, (v.cal).sample_n) < cfg.look, false),
+        cfg.window_start, cfg.window_end, v.rate, (v.cal).novelty_expected,
+        jsonb_build_object('test', 'nearest-neighbour novelty vs baseline sample, arcsine two-sample (one-sided)',
+            'effect_size', v.rate - (v.cal).novelty_expected, 'effect_size_kind', 'excess novelty rate',
+            'scored_current', v.scored, 'novel_current', v.novel, 'sample_n', (v.cal).sample_n,
+            'radius', (v.cal).novelty_radius, 'alpha', cfg.alpha, 'look_alpha', cfg.look,
+            'min_samples', cfg.min_samples)
+    FROM novelty_rows v CROSS JOIN cfg
+$$;
+COMMENT ON FUNCTION drift.embedding_report(timestamptz, text[]) IS 'Embedding drift of each model at as_of: centroid_distance (score = centroid cosine distance; p-value of the calibrated mean-shift test from rollups) and novelty_rate (share of embeddings far from every baseline-sample point; binomial-type test against the baseline''s own rate).';
+
+CREATE OR REPLACE FUNCTION drift.behavior_report(p_as_of timestamptz DEFAULT now(), p_models text[] DEFAULT NULL)
+RETURNS SETOF drift.report_row
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $$
+    WITH cfg AS (SELECT c.*, drift.look_alpha() AS look FROM drift.report_config(p_as_of) c),
+    cur AS (
+        SELECT m.model, w AS c, b
+        FROM drift.models m
+        CROSS JOIN cfg
+        CROSS JOIN LATERAL drift.interaction_window(m.model, cfg.window_start, cfg.window_end) w
+        LEFT JOIN drift.baselines b ON b.model = m.model AND b.kind = 'behavior'
+        WHERE m.interactions_seen AND (p_models IS NULL OR m.model = ANY (p_models))
+    ), metrics AS (
+        SELECT cur.model, x.*, x.n_base >= cfg.min_samples AS vs_base,
+            -- Against the baseline when it has enough data, else against the absolute threshold.
+            CASE WHEN x.n_base >= cfg.min_samples THEN drift.rate_increase_p(x.x_cur, x.n_cur, x.x_base, x.n_base)
+                 ELSE drift.proportion_above_p(x.x_cur, x.n_cur, x.thr) END AS p
+        FROM cur CROSS JOIN cfg
+        CROSS JOIN LATERAL (VALUES
+            ('refusal_rate', (cur.c).refusals, (cur.c).refusal_known, coalesce((cur.b).refusals, 0),
+                coalesce((cur.b).refusal_known, 0), drift.setting('refusal_rate_threshold')::float8),
+            ('toxicity_rate', (cur.c).toxic, (cur.c).toxicity_scored, coalesce((cur.b).toxic, 0),
+                coalesce((cur.b).toxicity_scored, 0), drift.setting('toxicity_rate_threshold')::float8)
+        ) AS x(metric, x_cur, n_cur, x_base, n_base, thr)
+    )
+    SELECT mt.model, 'behavior', mt.metric,
+        CASE WHEN mt.n_cur > 0 THEN mt.x_cur::float8 / mt.n_cur END, mt.thr, mt.p, mt.n_cur, mt.n_base,
+        -- Both: the rate is above the seed's absolute threshold, and its rise is significant
+        -- at the per-evaluation level.
+        coalesce(mt.n_cur >= cfg.min_samples AND mt.x_cur::float8 / mt.n_cur > mt.thr AND mt.p < cfg.look, false),
+        cfg.window_start, cfg.window_end,
+        CASE WHEN mt.n_cur > 0 THEN mt.x_cur::float8 / mt.n_cur END,
+        CASE WHEN mt.n_base > 0 THEN mt.x_base::float8 / mt.n_base END,
+        jsonb_build_object(
+            'test', CASE WHEN mt.vs_base THEN 'arcsine two-sample (one-sided) vs baseline'
+                         ELSE 'one-sample z (one-sided) vs threshold' END,
+            'effect_size', CASE WHEN mt.n_cur > 0 THEN drift.cohens_h(mt.x_cur::float8 / mt.n_cur,
+                CASE WHEN mt.vs_base THEN mt.x_base::float8 / mt.n_base ELSE mt.thr END) END,
+            'effect_size_kind', 'Cohen''s h',
+            'ci_low', wi.low, 'ci_high', wi.high, 'ci_level', 1 - cfg.alpha,
+            'alpha', cfg.alpha, 'look_alpha', cfg.look, 'min_samples', cfg.min_samples,
+            'count_current', mt.x_cur, 'count_baseline', mt.x_base)
+    FROM metrics mt CROSS JOIN cfg
+    LEFT JOIN LATERAL drift.wilson_interval(mt.x_cur, mt.n_cur, 1 - cfg.alpha) wi ON true
+$$;
+COMMENT ON FUNCTION drift.behavior_report(timestamptz, text[]) IS 'Behavior drift of each model at as_of: refusal and toxicity rates (score) above the absolute thresholds and significantly above the baseline (arcsine test at the per-evaluation level), with Wilson intervals.';
+
+CREATE OR REPLACE FUNCTION drift.accuracy_report(p_as_of timestamptz DEFAULT now(), p_models text[] DEFAULT NULL)
+RETURNS SETOF drift.report_row
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $$
+    WITH cfg AS (
+        SELECT c.*, drift.setting('accuracy_drop_threshold')::float8 AS thr, drift.look_alpha() AS look
+        FROM drift.report_config(p_as_of) c
+    ), cur AS (
+        SELECT m.model, w.quality_n AS n_cur, w.quality_ok AS ok_cur, w.labelled,
+            coalesce(b.quality_n, 0) AS n_base, coalesce(b.quality_ok, 0) AS ok_base
+        FROM drift.models m
+        CROSS JOIN cfg
+        CROSS JOIN LATERAL drift.interaction_window(m.model, cfg.window_start, cfg.window_end) w
+        LEFT JOIN drift.baselines b ON b.model = m.model AND b.kind = 'accuracy'
+        WHERE m.interactions_seen AND (p_models IS NULL OR m.model = ANY (p_models))
+    ), scored AS (
+        SELECT cur.*,
+            CASE WHEN n_cur > 0 THEN ok_cur::float8 / n_cur END AS acc,
+            CASE WHEN n_base > 0 THEN ok_base::float8 / n_base END AS acc_base,
+            -- Errors are the complement: a drop in accuracy is a rise in the error rate.
+            drift.rate_increase_p(n_cur - ok_cur, n_cur, n_base - ok_base, n_base) AS p
+        FROM cur
+    )
+    SELECT s.model, 'accuracy', 'accuracy', s.acc_base - s.acc, cfg.thr, s.p, s.n_cur, s.n_base,
+        coalesce(s.n_cur >= cfg.min_samples AND s.n_base >= cfg.min_samples AND s.acc_base - s.acc > cfg.thr
+                 AND s.p < cfg.look, false),
+        cfg.window_start, cfg.window_end, s.acc, s.acc_base,
+        jsonb_build_object('test', 'arcsine two-sample (one-sided) on the error rate vs baseline',
+            'effect_size', drift.cohens_h(1 - s.acc, 1 - s.acc_base), 'effect_size_kind', 'Cohen''s h of the error rate',
+            'ci_low', wi.low, 'ci_high', wi.high, 'ci_level', 1 - cfg.alpha,
+            'alpha', cfg.alpha, 'look_alpha', cfg.look,
+            'min_samples', cfg.min_samples, 'labelled_current', s.labelled,
+            'window_time', 'interaction time (late labels count in their interaction''s window)')
+    FROM scored s CROSS JOIN cfg
+    LEFT JOIN LATERAL drift.wilson_interval(s.ok_cur, s.n_cur, 1 - cfg.alpha) wi ON true
+$$;
+COMMENT ON FUNCTION drift.accuracy_report(timestamptz, text[]) IS 'Accuracy drift of each model at as_of: accuracy from labels (feedback where unlabelled) by interaction time, score = drop below the baseline accuracy; drifted when the drop exceeds the threshold and the error-rate rise is significant at the per-evaluation level.';
+
+CREATE OR REPLACE FUNCTION drift.drift_report(p_as_of timestamptz DEFAULT now(), p_models text[] DEFAULT NULL)
+RETURNS SETOF drift.report_row
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT * FROM drift.embedding_report(p_as_of, p_models)
+    UNION ALL SELECT * FROM drift.behavior_report(p_as_of, p_models)
+    UNION ALL SELECT * FROM drift.accuracy_report(p_as_of, p_models)
+$$;
+COMMENT ON FUNCTION drift.drift_report(timestamptz, text[]) IS 'All drift metrics of all (or the given) models at any time as_of; the drift views are this at now().';
+
+CREATE OR REPLACE VIEW drift.embedding_drift AS SELECT * FROM drift.embedding_report(now(), NULL);
+CREATE OR REPLACE VIEW drift.behavior_drift AS SELECT * FROM drift.behavior_report(now(), NULL);
+CREATE OR REPLACE VIEW drift.accuracy_drift AS SELECT * FROM drift.accuracy_report(now(), NULL);
+CREATE OR REPLACE VIEW drift.drift_status AS
+    SELECT * FROM drift.embedding_drift
+    UNION ALL SELECT * FROM drift.behavior_drift
+    UNION ALL SELECT * FROM drift.accuracy_drift;
+COMMENT ON VIEW drift.embedding_drift IS 'Embedding drift now: centroid_distance and novelty_rate per model.';
+COMMENT ON VIEW drift.behavior_drift IS 'Behavior drift now: refusal_rate and toxicity_rate per model.';
+COMMENT ON VIEW drift.accuracy_drift IS 'Accuracy drift now: accuracy per model (score = drop below baseline).';
+COMMENT ON VIEW drift.drift_status IS 'Every drift metric of every model now: the union of the three drift views.';
+
+COMMENT ON COLUMN drift.report_row.model IS 'Model name.';
+COMMENT ON COLUMN drift.report_row.kind IS 'embedding, behavior or accuracy.';
+COMMENT ON COLUMN drift.report_row.metric IS 'centroid_distance, novelty_rate, refusal_rate, toxicity_rate or accuracy.';
+COMMENT ON COLUMN drift.report_row.score IS 'The metric''s score compared with threshold: centroid cosine distance, rate, or accuracy drop.';
+COMMENT ON COLUMN drift.report_row.threshold IS 'The threshold from drift.settings.';
+COMMENT ON COLUMN drift.report_row.p_value IS 'p-value of the calibrated statistical test of this window (see details.test).';
+COMMENT ON COLUMN drift.report_row.n_current IS 'Samples in the current window.';
+COMMENT ON COLUMN drift.report_row.n_baseline IS 'Samples in the baseline window.';
+COMMENT ON COLUMN drift.report_row.drifted IS 'true when enough samples, p_value below the per-evaluation level details.look_alpha (at most one false event per false_alarm_interval) and the score past its threshold (rates, accuracy drop) or floor (centroid distance).';
+COMMENT ON COLUMN drift.report_row.window_start IS 'Start of the current window.';
+COMMENT ON COLUMN drift.report_row.window_end IS 'End of the current window (exclusive).';
+COMMENT ON COLUMN drift.report_row.value IS 'Current value of the metric (distance, rate or accuracy).';
+COMMENT ON COLUMN drift.report_row.baseline_value IS 'Baseline value of the metric.';
+COMMENT ON COLUMN drift.report_row.details IS 'Test name, statistic, effect_size, intervals, alpha, look_alpha, min_samples and counts.';
+
+-- The views show the same columns: copy the type's column comments onto each of them.
+DO $$
+DECLARE
+    v text;
+    c record;
+BEGIN
+    FOREACH v IN ARRAY ARRAY['embedding_drift', 'behavior_drift', 'accuracy_drift', 'drift_status'] LOOP
+        FOR c IN SELECT a.attname, col_description(a.attrelid, a.attnum) AS doc FROM pg_attribute a
+                 WHERE a.attrelid = 'drift.report_row'::regclass AND a.attnum > 0 AND NOT a.attisdropped LOOP
+            EXECUTE format('COMMENT ON COLUMN drift.%I.%I IS %L', v, c.attname, c.doc);
+        END LOOP;
+    END LOOP;
+END $$;

@@ -1,0 +1,253 @@
+-- The drift_events queue: every state transition the worker makes is one function here, and
+-- each write after the claim goes through drift.hold_event, the one ownership check
+-- (claimed_by = this worker AND status = 'running'). States: pending -> running (claim) ->
+-- resolved | pending (retry after backoff) | failed (dead letter); a running event whose
+-- lease expired may be claimed again by any worker.
+
+CREATE OR REPLACE FUNCTION drift.hold_event(p_event_id bigint, p_worker text) RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog
+AS $$
+    SELECT e.id FROM drift.drift_events e
+    WHERE e.id = p_event_id AND e.claimed_by = p_worker AND e.status = 'running'
+    FOR NO KEY UPDATE
+$$;
+COMMENT ON FUNCTION drift.hold_event(bigint, text) IS 'The event id while p_worker still holds the event (row locked until the transaction ends), else NULL: the ownership check of every write after a claim.';
+
+CREATE OR REPLACE FUNCTION drift.claim_events(p_worker text, p_limit integer, p_lease_s double precision,
+    p_models text[] DEFAULT NULL)
+RETURNS TABLE (id bigint, created_at timestamptz, model text, kind text, metric text, score double precision,
+    threshold double precision, p_value double precision, window_start timestamptz, window_end timestamptz,
+    details jsonb, attempts integer, max_attempts integer, age_s double precision)
+LANGUAGE sql
+SET search_path = pg_catalog
+AS $$
+    -- One statement: pending events whose backoff has passed and running ones whose holder let
+    -- the lease expire (it crashed or hung). The attempt is counted here, so a worker that dies
+    -- mid-action still uses one up.
+    WITH claimable AS (
+        SELECT c.id FROM drift.drift_events c
+        WHERE ((c.status = 'pending' AND c.run_after <= now())
+            OR (c.status = 'running' AND c.lease_expires_at < now()))
+          AND (p_models IS NULL OR c.model = ANY (p_models))
+        ORDER BY c.run_after, c.id
+        LIMIT p_limit
+        FOR NO KEY UPDATE SKIP LOCKED
+    )
+    UPDATE drift.drift_events AS e
+    SET status = 'running', attempts = e.attempts + 1, claimed_by = p_worker, claimed_at = now(),
+        lease_expires_at = now() + make_interval(secs => p_lease_s)
+    FROM claimable
+    WHERE e.id = claimable.id
+    RETURNING e.id, e.created_at, e.model, e.kind, e.metric, e.score, e.threshold, e.p_value,
+        e.window_start, e.window_end, e.details, e.attempts, e.max_attempts,
+        extract(epoch FROM clock_timestamp() - e.created_at)::float8
+$$;
+COMMENT ON FUNCTION drift.claim_events(text, integer, double precision, text[]) IS 'Claims up to p_limit due events (pending past their backoff, or running past their lease) for p_worker with a lease of p_lease_s seconds, skipping rows other workers hold (SKIP LOCKED); NULL p_models: every model.';
+
+CREATE OR REPLACE FUNCTION drift.extend_leases(p_worker text, p_ids bigint[], p_lease_s double precision)
+RETURNS SETOF bigint
+LANGUAGE sql
+SET search_path = pg_catalog
+AS $$
+    UPDATE drift.drift_events e SET lease_expires_at = now() + make_interval(secs => p_lease_s)
+    WHERE e.id IN (SELECT drift.hold_event(x, p_worker) FROM unnest(p_ids) x)
+    RETURNING e.id
+$$;
+COMMENT ON FUNCTION drift.extend_leases(text, bigint[], double precision) IS 'Extends the leases of the events p_worker still holds; returns their ids (a missing id was lost to another worker).';
+
+CREATE OR REPLACE FUNCTION drift.start_run(p_event_id bigint, p_worker text, p_action text, p_action_type text)
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog
+AS $$
+    INSERT INTO drift.action_runs (event_id, action, action_type, attempt, worker)
+    SELECT e.id, p_action, p_action_type, e.attempts, p_worker
+    FROM drift.drift_events e WHERE e.id = (SELECT drift.hold_event(p_event_id, p_worker))
+    RETURNING id
+$$;
+COMMENT ON FUNCTION drift.start_run(bigint, text, text, text) IS 'Records the start of an action run for an event p_worker holds; returns the run id (NULL: the event is no longer held).';
+
+CREATE OR REPLACE FUNCTION drift.finish_run(p_event_id bigint, p_worker text, p_run_id bigint, p_outcome text,
+    p_output jsonb, p_error text)
+RETURNS text
+LANGUAGE sql
+SET search_path = pg_catalog
+AS $$
+    -- The result counts only while the claim is still ours; otherwise the run is lease_lost.
+    UPDATE drift.action_runs
+    SET outcome = CASE WHEN (SELECT drift.hold_event(p_event_id, p_worker)) IS NOT NULL THEN p_outcome ELSE 'lease_lost' END,
+        finished_at = clock_timestamp(), output = p_output, error = p_error
+    WHERE id = p_run_id AND outcome = 'running'
+    RETURNING outcome
+$$;
+COMMENT ON FUNCTION drift.finish_run(bigint, text, bigint, text, jsonb, text) IS 'Records the outcome of a running action run; returns the outcome stored (lease_lost when p_worker no longer holds the event, NULL when the run was not running).';
+
+CREATE OR REPLACE FUNCTION drift.abandon_stale_runs(p_event_id bigint, p_worker text) RETURNS integer
+LANGUAGE sql
+SET search_path = pg_catalog
+AS $$
+    -- A run left running by another worker means that worker lost the event (it died).
+    WITH marked AS (
+        UPDATE drift.action_runs
+        SET outcome = 'abandoned', finished_at = clock_timestamp(),
+            error = 'worker ' || worker || ' lost its claim; taken over by ' || p_worker
+        WHERE event_id = p_event_id AND outcome = 'running' AND worker <> p_worker
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM marked
+$$;
+COMMENT ON FUNCTION drift.abandon_stale_runs(bigint, text) IS 'Marks the runs other workers left running on an event p_worker took over as abandoned; returns how many.';
+
+CREATE OR REPLACE FUNCTION drift.resolve_event(p_event_id bigint, p_worker text, p_resolution jsonb) RETURNS boolean
+LANGUAGE sql
+SET search_path = pg_catalog
+AS $$
+    WITH done AS (
+        UPDATE drift.drift_events
+        SET status = 'resolved', resolution = p_resolution, claimed_by = NULL, lease_expires_at = NULL
+        WHERE id = (SELECT drift.hold_event(p_event_id, p_worker))
+        RETURNING 1
+    )
+    SELECT EXISTS (SELECT 1 FROM done)
+$$;
+COMMENT ON FUNCTION drift.resolve_event(bigint, text, jsonb) IS 'running -> resolved, with what the worker did; false when p_worker no longer holds the event.';
+
+CREATE OR REPLACE FUNCTION drift.fail_attempt(p_event_id bigint, p_worker text, p_error text, p_delay_s double precision,
+    p_permanent boolean, p_resolution jsonb)
+RETURNS text
+LANGUAGE sql
+SET search_path = pg_catalog
+AS $$
+    -- Back to pending after a backoff, or failed (the dead letter) when attempts are used up
+    -- or the error is permanent.
+    UPDATE drift.drift_events
+    SET status = CASE WHEN p_permanent OR attempts >= max_attempts THEN 'failed' ELSE 'pending' END,
+        run_after = now() + make_interval(secs => p_delay_s), last_error = p_error, resolution = p_resolution,
+        claimed_by = NULL, lease_expires_at = NULL
+    WHERE id = (SELECT drift.hold_event(p_event_id, p_worker))
+    RETURNING status
+$$;
+COMMENT ON FUNCTION drift.fail_attempt(bigint, text, text, double precision, boolean, jsonb) IS 'running -> pending after p_delay_s (a retry with backoff) or -> failed when attempts are used up or the error is permanent; returns the new status (NULL when p_worker no longer holds the event).';
+
+CREATE OR REPLACE FUNCTION drift.release_events(p_worker text, p_ids bigint[]) RETURNS SETOF bigint
+LANGUAGE sql
+SET search_path = pg_catalog
+AS $$
+    -- A stopping worker gives its unfinished events back; the interrupted attempt is not counted.
+    UPDATE drift.action_runs
+    SET outcome = 'released', finished_at = clock_timestamp(), error = 'the worker shut down before the action finished'
+    WHERE event_id = ANY (p_ids) AND worker = p_worker AND outcome = 'running';
+    UPDATE drift.drift_events
+    SET status = 'pending', attempts = greatest(attempts - 1, 0), run_after = now(),
+        claimed_by = NULL, lease_expires_at = NULL
+    WHERE id IN (SELECT drift.hold_event(x, p_worker) FROM unnest(p_ids) x)
+    RETURNING id
+$$;
+COMMENT ON FUNCTION drift.release_events(text, bigint[]) IS 'running -> pending for the events p_worker holds (it is shutting down), their running action runs marked released; returns the ids released.';
+
+CREATE OR REPLACE FUNCTION drift.retry_event(p_event_id bigint) RETURNS boolean
+LANGUAGE sql
+SET search_path = pg_catalog
+AS $$
+    -- failed (or backing off) -> pending now, with a fresh set of attempts.
+    WITH queued AS (
+        UPDATE drift.drift_events
+        SET status = 'pending', attempts = 0, run_after = now(), claimed_by = NULL, lease_expires_at = NULL
+        WHERE id = p_event_id AND status IN ('failed', 'pending')
+        RETURNING 1
+    )
+    SELECT EXISTS (SELECT 1 FROM queued)
+$$;
+COMMENT ON FUNCTION drift.retry_event(bigint) IS 'Re-queues a failed (or backing-off pending) event to run now with fresh attempts; false when it is running or resolved.';
+
+CREATE OR REPLACE FUNCTION drift.drift_events_notify() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    PERFORM pg_notify('drift_events', n.id::text) FROM new_events n ORDER BY n.id;
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION drift.drift_events_notify() IS 'Notifies channel drift_events with the id of every new event (delivered at commit).';
+CREATE OR REPLACE TRIGGER drift_events_notify AFTER INSERT ON drift.drift_events
+    REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION drift.drift_events_notify();
+
+CREATE OR REPLACE FUNCTION drift.drift_events_stamp_close() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF NEW.status IN ('resolved', 'failed') AND OLD.status NOT IN ('resolved', 'failed') THEN
+        NEW.closed_at := now();
+        NEW.closed_as_of := coalesce(
+            (SELECT greatest(m.last_evaluated_as_of, NEW.window_end) FROM drift.models m WHERE m.model = NEW.model),
+            NEW.window_end, now());
+    ELSIF NEW.status IN ('pending', 'running') THEN
+        NEW.closed_at := NULL;
+        NEW.closed_as_of := NULL;
+    END IF;
+    RETURN NEW;
+END $$;
+COMMENT ON FUNCTION drift.drift_events_stamp_close() IS 'Stamps closed_at and closed_as_of when an event is resolved or failed; clears them when it is re-queued.';
+CREATE OR REPLACE TRIGGER drift_events_stamp_close BEFORE UPDATE OF status ON drift.drift_events
+    FOR EACH ROW EXECUTE FUNCTION drift.drift_events_stamp_close();
+
+CREATE OR REPLACE FUNCTION drift.active_prompt(p_model text) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT prompt FROM drift.prompt_versions WHERE model = p_model AND active
+$$;
+COMMENT ON FUNCTION drift.active_prompt(text) IS
+    'The active system prompt of a model (NULL when it has none): the one query apps run before calling their LLM.';
+
+CREATE OR REPLACE FUNCTION drift.activate_prompt(
+    p_model text, p_prompt text, p_event_id bigint DEFAULT NULL,
+    p_created_by text DEFAULT NULL, p_reason text DEFAULT NULL
+) RETURNS drift.prompt_versions
+LANGUAGE plpgsql AS $$
+DECLARE
+    result drift.prompt_versions;
+BEGIN
+    -- Serialise version numbering per model.
+    PERFORM pg_advisory_xact_lock(hashtext('drift.prompt_versions'), hashtext(p_model));
+    IF p_event_id IS NOT NULL THEN
+        SELECT * INTO result FROM drift.prompt_versions WHERE model = p_model AND event_id = p_event_id;
+        IF FOUND THEN
+            RETURN result;  -- this event already produced its version: running twice does no harm
+        END IF;
+    END IF;
+    UPDATE drift.prompt_versions SET active = false WHERE model = p_model AND active;
+    INSERT INTO drift.prompt_versions (model, version, prompt, active, created_by, reason, event_id)
+    SELECT p_model, coalesce(max(version), 0) + 1, p_prompt, true, p_created_by, p_reason, p_event_id
+    FROM drift.prompt_versions WHERE model = p_model
+    RETURNING * INTO result;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION drift.activate_prompt(text, text, bigint, text, text) IS
+    'Adds a new prompt version for the model and makes it the active one (previous versions are kept). With an event id it is idempotent: the version that event created is returned.';
+
+CREATE OR REPLACE FUNCTION drift.rollback_prompt(p_model text) RETURNS drift.prompt_versions
+LANGUAGE plpgsql AS $$
+DECLARE
+    current_version integer;
+    result drift.prompt_versions;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('drift.prompt_versions'), hashtext(p_model));
+    SELECT version INTO current_version FROM drift.prompt_versions WHERE model = p_model AND active;
+    IF current_version IS NULL THEN
+        RAISE EXCEPTION 'model % has no active prompt to roll back', p_model USING ERRCODE = 'no_data_found';
+    END IF;
+    SELECT * INTO result FROM drift.prompt_versions
+    WHERE model = p_model AND version < current_version ORDER BY version DESC LIMIT 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model % has no prompt version before version %', p_model, current_version
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    UPDATE drift.prompt_versions SET active = false WHERE model = p_model AND active;
+    UPDATE drift.prompt_versions SET active = true WHERE id = result.id RETURNING * INTO result;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION drift.rollback_prompt(text) IS
+    'Makes the version before the active one active again and returns it; repeated calls walk further back. Raises when there is nothing to roll back to.';

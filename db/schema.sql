@@ -1,0 +1,2409 @@
+-- driftloop schema at head, generated from db/migrations and db/repeatable (`make schema`).
+-- Paste into the Supabase SQL editor (or run with psql) on a database with pgvector;
+-- `driftloop db upgrade` continues from it later.
+
+BEGIN;
+CREATE SCHEMA IF NOT EXISTS drift;
+
+-- migration 0001_engine
+
+-- driftloop drift engine: logs, incremental rollups, baselines, drift views, evaluate() and events.
+--
+-- Design in one paragraph: the log tables are append-only. Statement-level AFTER INSERT
+-- triggers aggregate each statement's transition table into small *delta* rows per (model,
+-- time bucket); they never update a shared row, so concurrent writers never wait on each
+-- other and many single-row statements in one transaction never grow an update chain.
+-- drift.compact_rollups() folds deltas into one rollup row per (model, bucket). Every drift
+-- statistic is computed from rollups (+ pending deltas) and from baselines frozen by
+-- drift.set_baseline(), so evaluating costs the same with a thousand or a billion rows logged.
+-- This file holds the tables; the functions, triggers and views live in db/repeatable/.
+
+CREATE EXTENSION IF NOT EXISTS vector;
+CREATE SCHEMA IF NOT EXISTS drift;
+COMMENT ON SCHEMA drift IS 'driftloop: drift detection (embedding, behavior, accuracy) and the events a worker acts on.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Settings
+-- ---------------------------------------------------------------------------------------------
+CREATE TABLE drift.settings (
+    key text PRIMARY KEY,
+    value text NOT NULL,
+    description text
+);
+COMMENT ON TABLE drift.settings IS 'Engine settings, changeable with SQL (UPDATE drift.settings SET value = ... WHERE key = ...). Values are validated on write.';
+COMMENT ON COLUMN drift.settings.key IS 'Setting name, e.g. current_window or refusal_rate_threshold.';
+COMMENT ON COLUMN drift.settings.value IS 'Setting value as text: an interval, a number or a boolean depending on the key.';
+COMMENT ON COLUMN drift.settings.description IS 'What the setting does.';
+
+INSERT INTO drift.settings (key, value, description) VALUES
+    ('current_window', '1 hour', 'Length of the current window compared with the baseline: [as_of - current_window, as_of), rounded down to whole buckets.'),
+    ('min_samples', '100', 'Minimum rows in the current window and in the baseline before a metric may report drift.'),
+    ('alpha', '0.01', 'Significance level of the statistical tests: a metric drifts only when its p-value is below alpha.'),
+    ('embedding_drift_threshold', '0.15', 'Centroid cosine distance above which embeddings count as drifted (EMBEDDING_DRIFT_THRESHOLD).'),
+    ('refusal_rate_threshold', '0.05', 'Refusal rate above which behavior counts as drifted (REFUSAL_RATE_THRESHOLD).'),
+    ('toxicity_rate_threshold', '0.02', 'Share of toxic responses above which behavior counts as drifted (TOXICITY_RATE_THRESHOLD).'),
+    ('accuracy_drop_threshold', '0.05', 'Drop of accuracy below the baseline above which accuracy counts as drifted (ACCURACY_DROP_THRESHOLD).'),
+    ('toxic_at', '0.5', 'A response is toxic when its toxicity score is at least this value. Applied when rows are logged.'),
+    ('bucket_width', '1 minute', 'Width of the rollup time buckets. Change it only on an empty database.'),
+    ('evaluate_interval', '1 minute', 'The log triggers evaluate a model at most once per this interval (0 disables trigger evaluation).'),
+    ('cooldown', '1 hour', 'After an event is resolved or failed, no new event for the same model and metric until the evaluation clock has moved this far.'),
+    ('auto_baseline', '1 day', 'A model without a baseline gets its first auto_baseline of data as baseline once that much has been logged (0 disables).')
+ON CONFLICT (key) DO NOTHING;
+
+-- ---------------------------------------------------------------------------------------------
+-- Models and logs
+-- ---------------------------------------------------------------------------------------------
+CREATE TABLE drift.models (
+    model text PRIMARY KEY,
+    embedding_dims integer CHECK (embedding_dims BETWEEN 1 AND 16000),
+    interactions_seen boolean NOT NULL DEFAULT false,
+    auto_evaluate boolean NOT NULL DEFAULT true,
+    next_evaluation_at timestamptz NOT NULL DEFAULT '-infinity',
+    last_evaluated_as_of timestamptz,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE drift.models IS 'One row per model seen in the logs; registered by the log triggers.';
+COMMENT ON COLUMN drift.models.model IS 'Model name as logged.';
+COMMENT ON COLUMN drift.models.embedding_dims IS 'Dimension of this model''s embeddings, fixed by its first embedding; other dimensions are rejected.';
+COMMENT ON COLUMN drift.models.interactions_seen IS 'Whether interactions were ever logged for this model (behavior and accuracy rows appear in the drift views).';
+COMMENT ON COLUMN drift.models.auto_evaluate IS 'When true the log triggers evaluate this model (at most once per evaluate_interval). Simulations replaying past time set it false and call drift.evaluate(as_of).';
+COMMENT ON COLUMN drift.models.next_evaluation_at IS 'Wall-clock time before which the log triggers do not evaluate this model again.';
+COMMENT ON COLUMN drift.models.last_evaluated_as_of IS 'The latest as_of this model was evaluated at (the evaluation clock, used for cooldowns).';
+COMMENT ON COLUMN drift.models.created_at IS 'When the model was first seen.';
+
+CREATE TABLE drift.interaction_log (
+    id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    model text NOT NULL CHECK (model <> '' AND length(model) <= 200),
+    model_version text,
+    prompt text,
+    response text,
+    is_refusal boolean,
+    toxicity real CHECK (toxicity >= 0 AND toxicity <= 1),
+    feedback smallint CHECK (feedback IN (-1, 0, 1)),
+    correct boolean,
+    latency_ms real CHECK (latency_ms >= 0 AND latency_ms < 'Infinity'),
+    metadata jsonb,
+    idempotency_key text UNIQUE CHECK (length(idempotency_key) <= 200),
+    labelled_at timestamptz
+);
+CREATE INDEX interaction_log_model_created_at ON drift.interaction_log (model, created_at);
+COMMENT ON TABLE drift.interaction_log IS 'One row per model call: prompt, response and the signals behavior and accuracy drift are computed from. Append-only except for late feedback and labels (UPDATE of feedback/correct), which the rollups follow.';
+COMMENT ON COLUMN drift.interaction_log.id IS 'Interaction id.';
+COMMENT ON COLUMN drift.interaction_log.created_at IS 'When the interaction happened. Every window (including accuracy, for late labels) follows this time, not label arrival.';
+COMMENT ON COLUMN drift.interaction_log.model IS 'Model (or application) name.';
+COMMENT ON COLUMN drift.interaction_log.model_version IS 'Version of the model that answered.';
+COMMENT ON COLUMN drift.interaction_log.prompt IS 'The user''s prompt.';
+COMMENT ON COLUMN drift.interaction_log.response IS 'The model''s response.';
+COMMENT ON COLUMN drift.interaction_log.is_refusal IS 'Whether the model refused. When NULL on insert it is filled from drift.refusal_patterns matched against the response.';
+COMMENT ON COLUMN drift.interaction_log.toxicity IS 'Toxicity score 0..1 from the app or a scorer; toxic at >= the toxic_at setting.';
+COMMENT ON COLUMN drift.interaction_log.feedback IS 'User feedback: -1 negative, 0 neutral, 1 positive.';
+COMMENT ON COLUMN drift.interaction_log.correct IS 'Ground-truth label: whether the answer was correct (may arrive late by UPDATE).';
+COMMENT ON COLUMN drift.interaction_log.latency_ms IS 'Response latency in milliseconds.';
+COMMENT ON COLUMN drift.interaction_log.metadata IS 'Free-form JSON from the app.';
+COMMENT ON COLUMN drift.interaction_log.idempotency_key IS 'Client-chosen key that makes a retried insert a no-op (used by the ingestion edge function).';
+COMMENT ON COLUMN drift.interaction_log.labelled_at IS 'When feedback or a label last arrived by UPDATE.';
+
+CREATE TABLE drift.embeddings_log (
+    id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    model text NOT NULL CHECK (model <> '' AND length(model) <= 200),
+    interaction_id bigint,
+    embedding vector NOT NULL
+);
+CREATE INDEX embeddings_log_model_created_at ON drift.embeddings_log (model, created_at);
+COMMENT ON TABLE drift.embeddings_log IS 'Embeddings of user queries (or documents) per model; embedding drift is computed from their rollups. Append-only.';
+COMMENT ON COLUMN drift.embeddings_log.id IS 'Embedding row id.';
+COMMENT ON COLUMN drift.embeddings_log.created_at IS 'When the embedded query happened.';
+COMMENT ON COLUMN drift.embeddings_log.model IS 'Model (or application) name; all its embeddings share one dimension.';
+COMMENT ON COLUMN drift.embeddings_log.interaction_id IS 'The drift.interaction_log row this embedding belongs to, if any (no foreign key, so old logs can be dropped independently).';
+COMMENT ON COLUMN drift.embeddings_log.embedding IS 'The embedding (pgvector). NaN and infinity are rejected by pgvector; a dimension other than the model''s is rejected by a trigger.';
+
+CREATE TABLE drift.refusal_patterns (
+    id integer GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    pattern text NOT NULL UNIQUE,
+    enabled boolean NOT NULL DEFAULT true,
+    description text
+);
+COMMENT ON TABLE drift.refusal_patterns IS 'Case-insensitive regular expressions that mark a response as a refusal when the app sends no is_refusal. Add your own rows.';
+COMMENT ON COLUMN drift.refusal_patterns.id IS 'Pattern id.';
+COMMENT ON COLUMN drift.refusal_patterns.pattern IS 'POSIX regular expression matched case-insensitively (~*) against the response.';
+COMMENT ON COLUMN drift.refusal_patterns.enabled IS 'Disabled patterns are ignored.';
+COMMENT ON COLUMN drift.refusal_patterns.description IS 'Why the pattern is there.';
+INSERT INTO drift.refusal_patterns (pattern, description) VALUES
+    ('\mI(''m| am) (sorry|afraid),? (but )?I (can(''|no)t|cannot|won''t|am unable|''m unable|am not able)', 'apology followed by a refusal'),
+    ('\mI (can(''|no)t|cannot|won''t|will not) (help|assist|provide|do|comply|answer|share|create|write)', 'direct refusal'),
+    ('\mI(''m| am) (unable|not able) to (help|assist|provide|comply|answer|do)', 'inability'),
+    ('\mas an AI( language model)?,? I (can(''|no)t|cannot|don''t|do not)', 'as-an-AI refusal'),
+    ('\m(this|that) (request )?(goes against|violates) (my|our) (guidelines|policies|policy)', 'policy refusal')
+ON CONFLICT (pattern) DO NOTHING;
+
+-- ---------------------------------------------------------------------------------------------
+-- Rollups: per (model, bucket) aggregates; deltas are appended by triggers, compacted later.
+-- ---------------------------------------------------------------------------------------------
+CREATE TABLE drift.embedding_rollup (
+    model text NOT NULL,
+    bucket timestamptz NOT NULL,
+    n bigint NOT NULL,
+    vec_sum vector NOT NULL,
+    sq_sum vector NOT NULL,
+    PRIMARY KEY (model, bucket)
+);
+COMMENT ON TABLE drift.embedding_rollup IS 'Compacted embedding aggregates per model and time bucket.';
+COMMENT ON COLUMN drift.embedding_rollup.model IS 'Model name.';
+COMMENT ON COLUMN drift.embedding_rollup.bucket IS 'Start of the time bucket (date_bin of created_at by the bucket_width setting).';
+COMMENT ON COLUMN drift.embedding_rollup.n IS 'Number of embeddings in the bucket.';
+COMMENT ON COLUMN drift.embedding_rollup.vec_sum IS 'Element-wise sum of the embeddings.';
+COMMENT ON COLUMN drift.embedding_rollup.sq_sum IS 'Element-wise sum of the squared embeddings.';
+
+CREATE TABLE drift.embedding_rollup_delta (
+    model text NOT NULL,
+    bucket timestamptz NOT NULL,
+    n bigint NOT NULL,
+    vec_sum vector NOT NULL,
+    sq_sum vector NOT NULL
+);
+CREATE INDEX embedding_rollup_delta_model_bucket ON drift.embedding_rollup_delta (model, bucket);
+COMMENT ON TABLE drift.embedding_rollup_delta IS 'Embedding aggregates appended by the insert trigger, one row per statement, model and bucket; folded into embedding_rollup by drift.compact_rollups(). Append-only so concurrent writers never contend.';
+COMMENT ON COLUMN drift.embedding_rollup_delta.model IS 'Model name.';
+COMMENT ON COLUMN drift.embedding_rollup_delta.bucket IS 'Start of the time bucket.';
+COMMENT ON COLUMN drift.embedding_rollup_delta.n IS 'Number of embeddings.';
+COMMENT ON COLUMN drift.embedding_rollup_delta.vec_sum IS 'Element-wise sum of the embeddings.';
+COMMENT ON COLUMN drift.embedding_rollup_delta.sq_sum IS 'Element-wise sum of the squared embeddings.';
+
+CREATE TABLE drift.interaction_rollup (
+    model text NOT NULL,
+    bucket timestamptz NOT NULL,
+    interactions bigint NOT NULL DEFAULT 0,
+    refusal_known bigint NOT NULL DEFAULT 0,
+    refusals bigint NOT NULL DEFAULT 0,
+    toxicity_scored bigint NOT NULL DEFAULT 0,
+    toxic bigint NOT NULL DEFAULT 0,
+    toxicity_sum double precision NOT NULL DEFAULT 0,
+    feedback_given bigint NOT NULL DEFAULT 0,
+    feedback_positive bigint NOT NULL DEFAULT 0,
+    labelled bigint NOT NULL DEFAULT 0,
+    correct bigint NOT NULL DEFAULT 0,
+    quality_n bigint NOT NULL DEFAULT 0,
+    quality_ok bigint NOT NULL DEFAULT 0,
+    latency_sum double precision NOT NULL DEFAULT 0,
+    latency_n bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (model, bucket)
+);
+COMMENT ON TABLE drift.interaction_rollup IS 'Compacted interaction counts per model and time bucket (by interaction time; late labels adjust the bucket of their interaction).';
+COMMENT ON COLUMN drift.interaction_rollup.model IS 'Model name.';
+COMMENT ON COLUMN drift.interaction_rollup.bucket IS 'Start of the time bucket.';
+COMMENT ON COLUMN drift.interaction_rollup.interactions IS 'Interactions logged.';
+COMMENT ON COLUMN drift.interaction_rollup.refusal_known IS 'Interactions whose is_refusal is known (sent or filled from patterns).';
+COMMENT ON COLUMN drift.interaction_rollup.refusals IS 'Interactions with is_refusal = true.';
+COMMENT ON COLUMN drift.interaction_rollup.toxicity_scored IS 'Interactions with a toxicity score.';
+COMMENT ON COLUMN drift.interaction_rollup.toxic IS 'Interactions with toxicity >= toxic_at (at the time they were logged).';
+COMMENT ON COLUMN drift.interaction_rollup.toxicity_sum IS 'Sum of toxicity scores.';
+COMMENT ON COLUMN drift.interaction_rollup.feedback_given IS 'Interactions with feedback -1 or 1.';
+COMMENT ON COLUMN drift.interaction_rollup.feedback_positive IS 'Interactions with feedback 1.';
+COMMENT ON COLUMN drift.interaction_rollup.labelled IS 'Interactions with a label (correct is not NULL).';
+COMMENT ON COLUMN drift.interaction_rollup.correct IS 'Interactions with correct = true.';
+COMMENT ON COLUMN drift.interaction_rollup.quality_n IS 'Interactions with a quality signal: a label, else feedback -1/1.';
+COMMENT ON COLUMN drift.interaction_rollup.quality_ok IS 'Of those, correct (label) or positive (feedback where no label). Accuracy = quality_ok / quality_n.';
+COMMENT ON COLUMN drift.interaction_rollup.latency_sum IS 'Sum of latency_ms.';
+COMMENT ON COLUMN drift.interaction_rollup.latency_n IS 'Interactions with a latency.';
+
+CREATE TABLE drift.interaction_rollup_delta (LIKE drift.interaction_rollup INCLUDING DEFAULTS);
+CREATE INDEX interaction_rollup_delta_model_bucket ON drift.interaction_rollup_delta (model, bucket);
+COMMENT ON TABLE drift.interaction_rollup_delta IS 'Interaction count deltas appended by the insert and label-update triggers; folded into interaction_rollup by drift.compact_rollups().';
+COMMENT ON COLUMN drift.interaction_rollup_delta.model IS 'Model name.';
+COMMENT ON COLUMN drift.interaction_rollup_delta.bucket IS 'Start of the time bucket.';
+COMMENT ON COLUMN drift.interaction_rollup_delta.interactions IS 'See drift.interaction_rollup.';
+COMMENT ON COLUMN drift.interaction_rollup_delta.refusal_known IS 'See drift.interaction_rollup.';
+COMMENT ON COLUMN drift.interaction_rollup_delta.refusals IS 'See drift.interaction_rollup.';
+COMMENT ON COLUMN drift.interaction_rollup_delta.toxicity_scored IS 'See drift.interaction_rollup.';
+COMMENT ON COLUMN drift.interaction_rollup_delta.toxic IS 'See drift.interaction_rollup.';
+COMMENT ON COLUMN drift.interaction_rollup_delta.toxicity_sum IS 'See drift.interaction_rollup.';
+COMMENT ON COLUMN drift.interaction_rollup_delta.feedback_given IS 'See drift.interaction_rollup.';
+COMMENT ON COLUMN drift.interaction_rollup_delta.feedback_positive IS 'See drift.interaction_rollup.';
+COMMENT ON COLUMN drift.interaction_rollup_delta.labelled IS 'See drift.interaction_rollup.';
+COMMENT ON COLUMN drift.interaction_rollup_delta.correct IS 'See drift.interaction_rollup.';
+COMMENT ON COLUMN drift.interaction_rollup_delta.quality_n IS 'See drift.interaction_rollup.';
+COMMENT ON COLUMN drift.interaction_rollup_delta.quality_ok IS 'See drift.interaction_rollup.';
+COMMENT ON COLUMN drift.interaction_rollup_delta.latency_sum IS 'See drift.interaction_rollup.';
+COMMENT ON COLUMN drift.interaction_rollup_delta.latency_n IS 'See drift.interaction_rollup.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Baselines: frozen aggregates of a reference window per model and drift kind.
+-- ---------------------------------------------------------------------------------------------
+CREATE TABLE drift.baselines (
+    model text NOT NULL,
+    kind text NOT NULL CHECK (kind IN ('embedding', 'behavior', 'accuracy')),
+    starts timestamptz NOT NULL,
+    ends timestamptz NOT NULL CHECK (ends > starts),
+    set_at timestamptz NOT NULL DEFAULT now(),
+    source text NOT NULL DEFAULT 'manual',
+    n bigint NOT NULL DEFAULT 0,
+    vec_sum vector,
+    sq_sum vector,
+    refusal_known bigint NOT NULL DEFAULT 0,
+    refusals bigint NOT NULL DEFAULT 0,
+    toxicity_scored bigint NOT NULL DEFAULT 0,
+    toxic bigint NOT NULL DEFAULT 0,
+    quality_n bigint NOT NULL DEFAULT 0,
+    quality_ok bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (model, kind)
+);
+COMMENT ON TABLE drift.baselines IS 'The reference window of each model and drift kind, with its aggregates frozen when set (drift.set_baseline); the current window is compared with it.';
+COMMENT ON COLUMN drift.baselines.model IS 'Model name.';
+COMMENT ON COLUMN drift.baselines.kind IS 'embedding, behavior or accuracy.';
+COMMENT ON COLUMN drift.baselines.starts IS 'Start of the reference window (inclusive).';
+COMMENT ON COLUMN drift.baselines.ends IS 'End of the reference window (exclusive).';
+COMMENT ON COLUMN drift.baselines.set_at IS 'When the baseline was set.';
+COMMENT ON COLUMN drift.baselines.source IS 'manual, auto (first auto_baseline of data) or the action that moved it.';
+COMMENT ON COLUMN drift.baselines.n IS 'Rows in the window: embeddings for kind embedding, interactions otherwise.';
+COMMENT ON COLUMN drift.baselines.vec_sum IS 'Element-wise sum of the window''s embeddings (kind embedding).';
+COMMENT ON COLUMN drift.baselines.sq_sum IS 'Element-wise sum of squares of the window''s embeddings (kind embedding).';
+COMMENT ON COLUMN drift.baselines.refusal_known IS 'Interactions with known is_refusal (kind behavior).';
+COMMENT ON COLUMN drift.baselines.refusals IS 'Refusals (kind behavior).';
+COMMENT ON COLUMN drift.baselines.toxicity_scored IS 'Interactions with a toxicity score (kind behavior).';
+COMMENT ON COLUMN drift.baselines.toxic IS 'Toxic interactions (kind behavior).';
+COMMENT ON COLUMN drift.baselines.quality_n IS 'Interactions with a label or feedback (kind accuracy).';
+COMMENT ON COLUMN drift.baselines.quality_ok IS 'Correct or positively rated of those (kind accuracy).';
+
+-- ---------------------------------------------------------------------------------------------
+-- Events and model versions
+-- ---------------------------------------------------------------------------------------------
+CREATE TABLE drift.drift_events (
+    id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    model text NOT NULL,
+    kind text NOT NULL CHECK (kind IN ('embedding', 'behavior', 'accuracy')),
+    metric text NOT NULL,
+    score double precision,
+    threshold double precision,
+    p_value double precision,
+    window_start timestamptz,
+    window_end timestamptz,
+    status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'running', 'resolved', 'failed')),
+    details jsonb NOT NULL DEFAULT '{}',
+    closed_at timestamptz,
+    closed_as_of timestamptz
+);
+CREATE UNIQUE INDEX drift_events_one_open ON drift.drift_events (model, kind, metric)
+    WHERE status IN ('pending', 'running');
+CREATE INDEX drift_events_model_metric_closed ON drift.drift_events (model, kind, metric, closed_as_of DESC)
+    WHERE closed_as_of IS NOT NULL;
+COMMENT ON TABLE drift.drift_events IS 'One row per detected drift; the worker claims pending events and runs the corrective actions. At most one open (pending/running) event per model, kind and metric.';
+COMMENT ON COLUMN drift.drift_events.id IS 'Event id (also the pg_notify payload on channel drift_events).';
+COMMENT ON COLUMN drift.drift_events.created_at IS 'When the event was raised (wall clock).';
+COMMENT ON COLUMN drift.drift_events.model IS 'Model name.';
+COMMENT ON COLUMN drift.drift_events.kind IS 'embedding, behavior or accuracy.';
+COMMENT ON COLUMN drift.drift_events.metric IS 'centroid_distance, refusal_rate, toxicity_rate or accuracy.';
+COMMENT ON COLUMN drift.drift_events.score IS 'The metric''s score at detection (see the drift views).';
+COMMENT ON COLUMN drift.drift_events.threshold IS 'The threshold the score was compared with.';
+COMMENT ON COLUMN drift.drift_events.p_value IS 'p-value of the statistical test at detection.';
+COMMENT ON COLUMN drift.drift_events.window_start IS 'Start of the current window that drifted.';
+COMMENT ON COLUMN drift.drift_events.window_end IS 'End of the current window that drifted (the evaluation time, rounded to buckets).';
+COMMENT ON COLUMN drift.drift_events.status IS 'pending, running (claimed by a worker), resolved or failed (dead letter).';
+COMMENT ON COLUMN drift.drift_events.details IS 'Current and baseline values, sample sizes, the test used and alpha.';
+COMMENT ON COLUMN drift.drift_events.closed_at IS 'When the event became resolved or failed (wall clock).';
+COMMENT ON COLUMN drift.drift_events.closed_as_of IS 'The model''s evaluation clock when the event closed; the cooldown counts from here.';
+
+CREATE TABLE drift.model_versions (
+    id bigint GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY,
+    model text NOT NULL,
+    version text NOT NULL,
+    status text NOT NULL DEFAULT 'candidate',
+    created_at timestamptz NOT NULL DEFAULT now(),
+    metrics jsonb NOT NULL DEFAULT '{}',
+    parent_version text,
+    event_id bigint REFERENCES drift.drift_events (id) ON DELETE SET NULL,
+    UNIQUE (model, version)
+);
+CREATE UNIQUE INDEX model_versions_one_active ON drift.model_versions (model) WHERE status = 'active';
+COMMENT ON TABLE drift.model_versions IS 'Model versions produced by retraining: candidate until its holdout evaluation beats the active one, then active (at most one per model).';
+COMMENT ON COLUMN drift.model_versions.id IS 'Row id.';
+COMMENT ON COLUMN drift.model_versions.model IS 'Model name.';
+COMMENT ON COLUMN drift.model_versions.version IS 'Version label, unique per model.';
+COMMENT ON COLUMN drift.model_versions.status IS 'candidate, active or retired.';
+COMMENT ON COLUMN drift.model_versions.created_at IS 'When the version was registered.';
+COMMENT ON COLUMN drift.model_versions.metrics IS 'Holdout metrics of the version (e.g. accuracy, n).';
+COMMENT ON COLUMN drift.model_versions.parent_version IS 'The version it was trained to replace.';
+COMMENT ON COLUMN drift.model_versions.event_id IS 'The drift event that triggered the training.';
+
+
+-- migration 0002_worker
+
+-- Worker: claims on drift events, a record of every action run, versioned system prompts.
+-- The worker claims events with one UPDATE ... FOR NO KEY UPDATE SKIP LOCKED statement and
+-- writes results only while it still holds the claim (claimed_by = itself, status running).
+
+ALTER TABLE drift.drift_events
+    ADD COLUMN attempts integer NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    ADD COLUMN max_attempts integer NOT NULL DEFAULT 5 CHECK (max_attempts > 0),
+    ADD COLUMN run_after timestamptz NOT NULL DEFAULT now(),
+    ADD COLUMN claimed_by text,
+    ADD COLUMN claimed_at timestamptz,
+    ADD COLUMN lease_expires_at timestamptz,
+    ADD COLUMN last_error text,
+    ADD COLUMN resolution jsonb;
+
+COMMENT ON COLUMN drift.drift_events.attempts IS
+    'How many times a worker has claimed this event; counted at claim time, so a worker that crashes still uses up an attempt.';
+COMMENT ON COLUMN drift.drift_events.max_attempts IS
+    'After this many attempts a failing event becomes failed (the dead letter); driftloop events retry ID re-queues it.';
+COMMENT ON COLUMN drift.drift_events.run_after IS
+    'A pending event is not claimed before this time: the retry backoff (exponential with jitter) after a failed attempt.';
+COMMENT ON COLUMN drift.drift_events.claimed_by IS
+    'The worker holding a running event (host:pid:nonce); NULL whenever status is not running.';
+COMMENT ON COLUMN drift.drift_events.claimed_at IS
+    'When the current or last claim was taken.';
+COMMENT ON COLUMN drift.drift_events.lease_expires_at IS
+    'The claim holds until then; the holder extends it while it works. A running event past its lease belongs to whichever worker claims it next.';
+COMMENT ON COLUMN drift.drift_events.last_error IS
+    'The error of the last failed attempt (for a failed event: why it was given up).';
+COMMENT ON COLUMN drift.drift_events.resolution IS
+    'What the worker did: {"worker": ..., "actions": [{"action", "type", "outcome", "run_id", "summary"}]}.';
+
+-- The claim query reads these two sets: due pending events and expired leases.
+CREATE INDEX drift_events_due_idx ON drift.drift_events (run_after, id) WHERE status = 'pending';
+CREATE INDEX drift_events_lease_idx ON drift.drift_events (lease_expires_at) WHERE status = 'running';
+
+CREATE TABLE drift.action_runs (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id bigint NOT NULL REFERENCES drift.drift_events (id) ON DELETE CASCADE,
+    action text NOT NULL,
+    action_type text NOT NULL,
+    attempt integer NOT NULL,
+    worker text NOT NULL,
+    outcome text NOT NULL DEFAULT 'running'
+        CHECK (outcome IN ('running', 'succeeded', 'failed', 'lease_lost', 'abandoned', 'released')),
+    output jsonb,
+    error text,
+    started_at timestamptz NOT NULL DEFAULT clock_timestamp(),
+    finished_at timestamptz
+);
+
+COMMENT ON TABLE drift.action_runs IS
+    'One row per run of a configured action for a drift event (every attempt), written by the worker.';
+COMMENT ON COLUMN drift.action_runs.id IS 'Identity of the run.';
+COMMENT ON COLUMN drift.action_runs.event_id IS 'The drift event the action ran for.';
+COMMENT ON COLUMN drift.action_runs.action IS 'The action''s name in driftloop.toml (a built-in name when used without a table).';
+COMMENT ON COLUMN drift.action_runs.action_type IS 'The built-in type: webhook, command, update_system_prompt, reindex or retrain.';
+COMMENT ON COLUMN drift.action_runs.attempt IS 'The event''s attempt number this run belongs to.';
+COMMENT ON COLUMN drift.action_runs.worker IS 'The worker that ran it (host:pid:nonce).';
+COMMENT ON COLUMN drift.action_runs.outcome IS
+    'running; succeeded or failed; lease_lost (the worker lost its claim before it could record the result); abandoned (its worker died, another took the event over); released (its worker shut down and gave the event back).';
+COMMENT ON COLUMN drift.action_runs.output IS 'What the action reports (JSON), e.g. the new prompt version or the promoted model version.';
+COMMENT ON COLUMN drift.action_runs.error IS 'Why it failed (for a command: the tail of its stderr).';
+COMMENT ON COLUMN drift.action_runs.started_at IS 'When the action started (the end of the event''s reaction time).';
+COMMENT ON COLUMN drift.action_runs.finished_at IS 'When the action finished; NULL while running.';
+
+-- The idempotency key: an action succeeds at most once per event; a retried event skips
+-- the actions that already succeeded.
+CREATE UNIQUE INDEX action_runs_succeeded_key ON drift.action_runs (event_id, action) WHERE outcome = 'succeeded';
+CREATE INDEX action_runs_event_idx ON drift.action_runs (event_id);
+
+CREATE TABLE drift.prompt_versions (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    model text NOT NULL,
+    version integer NOT NULL CHECK (version > 0),
+    prompt text NOT NULL,
+    active boolean NOT NULL DEFAULT false,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    created_by text,
+    reason text,
+    event_id bigint REFERENCES drift.drift_events (id) ON DELETE SET NULL,
+    UNIQUE (model, version)
+);
+
+COMMENT ON TABLE drift.prompt_versions IS
+    'System prompts per model, every version kept; at most one active per model. Apps read the active one with SELECT drift.active_prompt(model).';
+COMMENT ON COLUMN drift.prompt_versions.id IS 'Identity of the version row.';
+COMMENT ON COLUMN drift.prompt_versions.model IS 'The model (application) the prompt is for.';
+COMMENT ON COLUMN drift.prompt_versions.version IS 'Version number, 1, 2, ... per model.';
+COMMENT ON COLUMN drift.prompt_versions.prompt IS 'The system prompt text.';
+COMMENT ON COLUMN drift.prompt_versions.active IS 'Whether apps use this version now.';
+COMMENT ON COLUMN drift.prompt_versions.created_at IS 'When the version was created.';
+COMMENT ON COLUMN drift.prompt_versions.created_by IS 'Who created it: the worker id, or a user.';
+COMMENT ON COLUMN drift.prompt_versions.reason IS 'Why, e.g. the drift that triggered it.';
+COMMENT ON COLUMN drift.prompt_versions.event_id IS 'The drift event it answers, if any; one version per model and event.';
+
+CREATE UNIQUE INDEX prompt_versions_one_active ON drift.prompt_versions (model) WHERE active;
+CREATE UNIQUE INDEX prompt_versions_event_key ON drift.prompt_versions (model, event_id) WHERE event_id IS NOT NULL;
+
+ALTER TABLE drift.model_versions ADD COLUMN parameters jsonb;
+COMMENT ON COLUMN drift.model_versions.parameters IS
+    'The trained model itself when it is small enough to keep here (the built-in trainer: a linear classifier {"type": "linear", "classes", "coef", "intercept"}), so apps load the active version from the database.';
+
+
+-- migration 0003_simulation
+
+-- Simulation mode (`driftloop simulate`, `driftloop demo`): what each run injected and when,
+-- so detection delay and recovery can be measured against the truth.
+
+CREATE TABLE drift.simulation_runs (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    finished_at timestamptz,
+    command text NOT NULL CHECK (command IN ('simulate', 'demo')),
+    seed bigint NOT NULL,
+    quick boolean NOT NULL DEFAULT false,
+    starts timestamptz NOT NULL,
+    baseline_ends timestamptz NOT NULL,
+    ends timestamptz NOT NULL,
+    step interval NOT NULL,
+    params jsonb NOT NULL DEFAULT '{}'::jsonb,
+    status text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'finished', 'failed')),
+    error text,
+    CHECK (starts < baseline_ends AND baseline_ends < ends)
+);
+COMMENT ON TABLE drift.simulation_runs IS
+    'One run of `driftloop simulate` or `driftloop demo`: simulated traffic over [starts, ends).';
+COMMENT ON COLUMN drift.simulation_runs.id IS 'Run number.';
+COMMENT ON COLUMN drift.simulation_runs.created_at IS 'Wall-clock time the run started.';
+COMMENT ON COLUMN drift.simulation_runs.finished_at IS 'Wall-clock time the run ended (null while running).';
+COMMENT ON COLUMN drift.simulation_runs.command IS 'simulate or demo.';
+COMMENT ON COLUMN drift.simulation_runs.seed IS 'Random seed: the same seed and parameters give the same traffic.';
+COMMENT ON COLUMN drift.simulation_runs.quick IS 'Whether --quick (a shorter, smaller run) was given.';
+COMMENT ON COLUMN drift.simulation_runs.starts IS 'Simulated time of the first interaction.';
+COMMENT ON COLUMN drift.simulation_runs.baseline_ends IS
+    'End of the drift-free period used as every simulated model''s baseline.';
+COMMENT ON COLUMN drift.simulation_runs.ends IS 'Simulated time the run stops at.';
+COMMENT ON COLUMN drift.simulation_runs.step IS 'Simulated time between two drift evaluations.';
+COMMENT ON COLUMN drift.simulation_runs.params IS
+    'Everything else that shaped the traffic: rate, embedding size and provider, chat provider.';
+COMMENT ON COLUMN drift.simulation_runs.status IS 'running, finished or failed.';
+COMMENT ON COLUMN drift.simulation_runs.error IS 'Why a failed run failed.';
+
+CREATE TABLE drift.simulation_models (
+    model text PRIMARY KEY,
+    run_id bigint NOT NULL REFERENCES drift.simulation_runs (id) ON DELETE CASCADE,
+    scenario text NOT NULL
+);
+COMMENT ON TABLE drift.simulation_models IS
+    'The models a simulation created; `--reset` deletes the data of these models and no others.';
+COMMENT ON COLUMN drift.simulation_models.model IS 'Model name, as in drift.interaction_log.model.';
+COMMENT ON COLUMN drift.simulation_models.run_id IS 'The run that created the model.';
+COMMENT ON COLUMN drift.simulation_models.scenario IS 'The scenario simulated under this model name.';
+
+CREATE TABLE drift.simulation_drifts (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id bigint NOT NULL REFERENCES drift.simulation_runs (id) ON DELETE CASCADE,
+    model text NOT NULL REFERENCES drift.simulation_models (model) ON DELETE CASCADE,
+    scenario text NOT NULL,
+    kind text NOT NULL CHECK (kind IN ('embedding', 'behavior', 'accuracy')),
+    metric text NOT NULL,
+    effect text NOT NULL,
+    starts_at timestamptz NOT NULL,
+    description text NOT NULL,
+    magnitude jsonb NOT NULL DEFAULT '{}'::jsonb,
+    seed bigint NOT NULL
+);
+CREATE INDEX simulation_drifts_run_idx ON drift.simulation_drifts (run_id, model);
+COMMENT ON TABLE drift.simulation_drifts IS
+    'Ground truth: each drift a simulation injected, when it started and how large it was.';
+COMMENT ON COLUMN drift.simulation_drifts.id IS 'Injected drift id.';
+COMMENT ON COLUMN drift.simulation_drifts.run_id IS 'The simulation run.';
+COMMENT ON COLUMN drift.simulation_drifts.model IS 'The simulated model the drift was injected into.';
+COMMENT ON COLUMN drift.simulation_drifts.scenario IS 'Scenario name (topic_shift, new_topic, ...).';
+COMMENT ON COLUMN drift.simulation_drifts.kind IS 'The drift kind that should be detected: embedding, behavior or accuracy.';
+COMMENT ON COLUMN drift.simulation_drifts.metric IS 'The metric that should be detected, as in drift.drift_events.metric.';
+COMMENT ON COLUMN drift.simulation_drifts.effect IS
+    'What was changed in the traffic: topic_shift, new_topic, refusal_spike, toxicity_spike, accuracy_decay.';
+COMMENT ON COLUMN drift.simulation_drifts.starts_at IS 'Simulated time the drift starts; detection delay is measured from here.';
+COMMENT ON COLUMN drift.simulation_drifts.description IS 'The drift in words, for reports.';
+COMMENT ON COLUMN drift.simulation_drifts.magnitude IS 'Its size: the quantity before and after (rates, topic shares).';
+COMMENT ON COLUMN drift.simulation_drifts.seed IS 'The run''s random seed (repeated for self-contained exports).';
+
+CREATE TABLE drift.simulation_timeline (
+    run_id bigint NOT NULL REFERENCES drift.simulation_runs (id) ON DELETE CASCADE,
+    model text NOT NULL REFERENCES drift.simulation_models (model) ON DELETE CASCADE,
+    as_of timestamptz NOT NULL,
+    kind text NOT NULL,
+    metric text NOT NULL,
+    value double precision,
+    baseline_value double precision,
+    score double precision,
+    threshold double precision,
+    p_value double precision,
+    drifted boolean,
+    n_current bigint,
+    n_baseline bigint,
+    PRIMARY KEY (model, metric, as_of)
+);
+COMMENT ON TABLE drift.simulation_timeline IS
+    'drift.drift_report(as_of) of each simulated model at each simulated evaluation: the report plots it.';
+COMMENT ON COLUMN drift.simulation_timeline.run_id IS 'The simulation run.';
+COMMENT ON COLUMN drift.simulation_timeline.model IS 'Simulated model.';
+COMMENT ON COLUMN drift.simulation_timeline.as_of IS 'Simulated evaluation time.';
+COMMENT ON COLUMN drift.simulation_timeline.kind IS 'Drift kind of the metric.';
+COMMENT ON COLUMN drift.simulation_timeline.metric IS 'Metric name, as in drift.drift_status.';
+COMMENT ON COLUMN drift.simulation_timeline.value IS 'The metric in the current window.';
+COMMENT ON COLUMN drift.simulation_timeline.baseline_value IS 'The metric in the baseline window.';
+COMMENT ON COLUMN drift.simulation_timeline.score IS 'Drift score compared with the threshold.';
+COMMENT ON COLUMN drift.simulation_timeline.threshold IS 'Threshold in force.';
+COMMENT ON COLUMN drift.simulation_timeline.p_value IS 'p-value of the drift test.';
+COMMENT ON COLUMN drift.simulation_timeline.drifted IS 'Whether the engine judged the metric drifted at as_of.';
+COMMENT ON COLUMN drift.simulation_timeline.n_current IS 'Samples in the current window.';
+COMMENT ON COLUMN drift.simulation_timeline.n_baseline IS 'Samples in the baseline window.';
+
+CREATE TABLE drift.simulation_actions (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    run_id bigint NOT NULL REFERENCES drift.simulation_runs (id) ON DELETE CASCADE,
+    model text NOT NULL REFERENCES drift.simulation_models (model) ON DELETE CASCADE,
+    event_id bigint NOT NULL,
+    sim_at timestamptz NOT NULL,
+    kind text NOT NULL,
+    metric text NOT NULL,
+    actions text[] NOT NULL,
+    outcome text NOT NULL,
+    detail text
+);
+CREATE INDEX simulation_actions_run_idx ON drift.simulation_actions (run_id, model);
+COMMENT ON TABLE drift.simulation_actions IS
+    'What the worker did about each drift event of a simulated model, at which simulated time.';
+COMMENT ON COLUMN drift.simulation_actions.id IS 'Row id.';
+COMMENT ON COLUMN drift.simulation_actions.run_id IS 'The simulation run.';
+COMMENT ON COLUMN drift.simulation_actions.model IS 'Simulated model.';
+COMMENT ON COLUMN drift.simulation_actions.event_id IS 'The drift event (drift.drift_events.id) the worker processed.';
+COMMENT ON COLUMN drift.simulation_actions.sim_at IS 'Simulated time the worker acted: the evaluation that raised the event.';
+COMMENT ON COLUMN drift.simulation_actions.kind IS 'Drift kind of the event.';
+COMMENT ON COLUMN drift.simulation_actions.metric IS 'Metric of the event.';
+COMMENT ON COLUMN drift.simulation_actions.actions IS 'Names of the actions the worker ran, in order.';
+COMMENT ON COLUMN drift.simulation_actions.outcome IS 'The event status after the worker: resolved, failed or pending (retry).';
+COMMENT ON COLUMN drift.simulation_actions.detail IS 'The worker''s result or error message.';
+
+
+-- migration 0004_detection
+
+-- Detection: settings of the calibrated tests, the per-model embedding calibration, the bounded
+-- baseline sample (novelty rate) and the per-bucket novelty cache. How the tests work:
+-- db/repeatable/40_statistics.sql and 50_baselines.sql.
+
+INSERT INTO drift.settings (key, value, description) VALUES
+    ('false_alarm_interval', '30 days', 'Expected data time between false events of one drift-free model evaluated every bucket; sets the per-evaluation significance level (0 = use alpha at every evaluation).'),
+    ('novelty_sample_size', '2000', 'Embeddings sampled from the baseline window for the nearest-neighbour novelty rate; bounds its cost whatever the history size.'),
+    ('novelty_per_bucket', '200', 'At most this many embeddings of each bucket (a hashed-id subsample) are searched for the novelty rate: its cost stays flat however busy the model.'),
+    ('novelty_quantile', '0.99', 'An embedding is novel when its nearest baseline-sample neighbour is farther than this quantile of the sample''s own nearest-neighbour distances.'),
+    ('embedding_distance_floor', '0', 'Optional effect floor: centroid cosine distance below which a significant mean shift is not reported as drift (0 = off).')
+ON CONFLICT (key) DO NOTHING;
+
+-- ---------------------------------------------------------------------------------------------
+-- Baseline calibration of the embedding tests
+-- ---------------------------------------------------------------------------------------------
+CREATE TABLE drift.embedding_calibration (
+    model text PRIMARY KEY,
+    dims integer NOT NULL,
+    units integer NOT NULL,
+    unit_source text NOT NULL CHECK (unit_source IN ('buckets', 'sample')),
+    trace1 double precision NOT NULL,
+    trace2 double precision NOT NULL,
+    trace3 double precision NOT NULL,
+    blocks integer NOT NULL,
+    dispersion double precision NOT NULL,
+    sample_n integer NOT NULL,
+    novelty_radius double precision,
+    novelty_expected double precision,
+    computed_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE drift.embedding_calibration IS 'Null distribution of the embedding tests, estimated from each model''s baseline when it is set.';
+COMMENT ON COLUMN drift.embedding_calibration.model IS 'Model name.';
+COMMENT ON COLUMN drift.embedding_calibration.dims IS 'Embedding dimension.';
+COMMENT ON COLUMN drift.embedding_calibration.units IS 'Baseline units the covariance traces come from (non-empty buckets, or sample rows when the baseline has fewer than 30 buckets).';
+COMMENT ON COLUMN drift.embedding_calibration.unit_source IS 'buckets (rollups) or sample (drift.baseline_samples rows).';
+COMMENT ON COLUMN drift.embedding_calibration.trace1 IS 'tr(S): total variance of one embedding, from the spread of the baseline units'' means.';
+COMMENT ON COLUMN drift.embedding_calibration.trace2 IS 'tr(S^2), from squared inner products of pairs of distinct units'' deviations.';
+COMMENT ON COLUMN drift.embedding_calibration.trace3 IS 'tr(S^3), from triples of distinct units (clamped to the range any covariance allows).';
+COMMENT ON COLUMN drift.embedding_calibration.blocks IS 'Window-length blocks of the baseline used for the overdispersion (0: too few, dispersion 1).';
+COMMENT ON COLUMN drift.embedding_calibration.dispersion IS 'Spread of window-length block means relative to what independent embeddings predict (at least 1); scales the null.';
+COMMENT ON COLUMN drift.embedding_calibration.sample_n IS 'Rows in drift.baseline_samples for this model.';
+COMMENT ON COLUMN drift.embedding_calibration.novelty_radius IS 'Cosine distance: the novelty_quantile of the sample''s leave-one-out nearest-neighbour distances.';
+COMMENT ON COLUMN drift.embedding_calibration.novelty_expected IS 'Share of sample points farther than the radius from their nearest other sample point: the novelty rate expected without drift.';
+COMMENT ON COLUMN drift.embedding_calibration.computed_at IS 'When the calibration was computed.';
+
+CREATE TABLE drift.baseline_samples (
+    model text NOT NULL,
+    id bigint NOT NULL,
+    embedding vector NOT NULL,
+    nn_distance double precision,
+    PRIMARY KEY (model, id)
+);
+COMMENT ON TABLE drift.baseline_samples IS 'A fixed-size, deterministic pseudo-random sample (by hashed id) of each model''s baseline embeddings, with a per-model HNSW index: the reference of the novelty rate.';
+COMMENT ON COLUMN drift.baseline_samples.model IS 'Model name.';
+COMMENT ON COLUMN drift.baseline_samples.id IS 'The drift.embeddings_log id sampled.';
+COMMENT ON COLUMN drift.baseline_samples.embedding IS 'The embedding.';
+COMMENT ON COLUMN drift.baseline_samples.nn_distance IS 'Cosine distance to its nearest other sample point (leave-one-out).';
+
+CREATE TABLE drift.novelty_rollup (
+    model text NOT NULL,
+    bucket timestamptz NOT NULL,
+    n bigint NOT NULL,
+    scored bigint NOT NULL,
+    novel bigint NOT NULL,
+    PRIMARY KEY (model, bucket)
+);
+COMMENT ON TABLE drift.novelty_rollup IS 'Novelty counts per model and bucket, so each embedding is compared with the baseline sample once; a bucket whose embedding count changed is scored again. Cleared when the baseline moves.';
+COMMENT ON COLUMN drift.novelty_rollup.model IS 'Model name.';
+COMMENT ON COLUMN drift.novelty_rollup.bucket IS 'Start of the time bucket.';
+COMMENT ON COLUMN drift.novelty_rollup.n IS 'Embeddings in the bucket when it was scored (a bucket that has more now is scored again).';
+COMMENT ON COLUMN drift.novelty_rollup.scored IS 'Embeddings searched: all of them, or a novelty_per_bucket subsample by hashed id.';
+COMMENT ON COLUMN drift.novelty_rollup.novel IS 'Of those, embeddings farther than the novelty radius from every baseline-sample point.';
+
+
+-- migration 0005_layout
+
+-- The code layer moves out of the migrations: every function, trigger and view of schema drift
+-- is now defined once, in db/repeatable/, and re-applied after every upgrade. Databases
+-- migrated before this revision still hold the old definitions, some with return types the
+-- new ones change (the report functions now return drift.report_row): drop them all here;
+-- the repeatable files recreate them in the same transaction. Tables and data are untouched.
+DO $$
+DECLARE
+    r record;
+BEGIN
+    FOR r IN SELECT c.oid::regclass::text AS obj FROM pg_class c
+             WHERE c.relnamespace = 'drift'::regnamespace AND c.relkind IN ('v', 'm') LOOP
+        EXECUTE format('DROP VIEW IF EXISTS %s CASCADE', r.obj);
+    END LOOP;
+    FOR r IN SELECT p.oid::regprocedure::text AS obj FROM pg_proc p WHERE p.pronamespace = 'drift'::regnamespace LOOP
+        EXECUTE format('DROP FUNCTION IF EXISTS %s CASCADE', r.obj);
+    END LOOP;
+END $$;
+
+-- One row type for every drift report row (the report functions and the drift views).
+CREATE TYPE drift.report_row AS (
+    model text,
+    kind text,
+    metric text,
+    score double precision,
+    threshold double precision,
+    p_value double precision,
+    n_current bigint,
+    n_baseline bigint,
+    drifted boolean,
+    window_start timestamptz,
+    window_end timestamptz,
+    value double precision,
+    baseline_value double precision,
+    details jsonb
+);
+
+-- Which code layer the database runs: a digest of db/repeatable/, written when it is applied,
+-- so driftloop can tell a database whose functions are older than the installed package.
+CREATE TABLE drift.code_layer (
+    singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+    digest text NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE drift.code_layer IS 'The functions, triggers and views in force: a digest of the repeatable SQL files applied by the last upgrade (one row).';
+COMMENT ON COLUMN drift.code_layer.singleton IS 'Always true: the table has one row.';
+COMMENT ON COLUMN drift.code_layer.digest IS 'SHA-256 of the repeatable SQL files, in the order they were applied.';
+COMMENT ON COLUMN drift.code_layer.applied_at IS 'When they were applied.';
+
+
+-- repeatable 10_settings.sql
+
+-- Settings: one reader, one validator for every key.
+
+CREATE OR REPLACE FUNCTION drift.setting(p_key text) RETURNS text
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog
+AS $$ SELECT value FROM drift.settings WHERE key = p_key $$;
+COMMENT ON FUNCTION drift.setting(text) IS 'The value of one drift.settings key as text (NULL when unknown).';
+
+CREATE OR REPLACE FUNCTION drift.settings_validate() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    -- Every key of drift.settings with its type and range: (type, low, high), bounds inclusive
+    -- unless noted. Unknown keys are the user's own and are not checked.
+    spec text[] := CASE NEW.key
+        WHEN 'current_window'           THEN ARRAY['interval', '>0', NULL]
+        WHEN 'bucket_width'             THEN ARRAY['interval', '>0', NULL]
+        WHEN 'evaluate_interval'        THEN ARRAY['interval', '0', NULL]
+        WHEN 'cooldown'                 THEN ARRAY['interval', '0', NULL]
+        WHEN 'auto_baseline'            THEN ARRAY['interval', '0', NULL]
+        WHEN 'false_alarm_interval'     THEN ARRAY['interval', '0', NULL]
+        WHEN 'min_samples'              THEN ARRAY['integer', '1', NULL]
+        WHEN 'novelty_per_bucket'       THEN ARRAY['integer', '10', '1000000']
+        WHEN 'novelty_sample_size'      THEN ARRAY['integer', '100', '100000']
+        WHEN 'alpha'                    THEN ARRAY['number', '0', '1']
+        WHEN 'embedding_drift_threshold' THEN ARRAY['number', '0', '1']
+        WHEN 'refusal_rate_threshold'   THEN ARRAY['number', '0', '1']
+        WHEN 'toxicity_rate_threshold'  THEN ARRAY['number', '0', '1']
+        WHEN 'accuracy_drop_threshold'  THEN ARRAY['number', '0', '1']
+        WHEN 'toxic_at'                 THEN ARRAY['number', '0', '1']
+        WHEN 'novelty_quantile'         THEN ARRAY['number', '0.5', '0.999']
+        WHEN 'embedding_distance_floor' THEN ARRAY['number', '0', '2']
+    END;
+    low text := spec[2];
+    high text := spec[3];
+    positive boolean := low = '>0';
+BEGIN
+    IF spec IS NULL THEN
+        RETURN NEW;
+    END IF;
+    IF positive THEN
+        low := '0';
+    END IF;
+    BEGIN
+        IF spec[1] = 'interval' THEN
+            IF NEW.value::interval < low::interval OR (positive AND NEW.value::interval = low::interval) THEN
+                RAISE EXCEPTION '%', CASE WHEN positive THEN 'must be positive' ELSE 'must not be negative' END;
+            END IF;
+        ELSIF spec[1] = 'integer' THEN
+            IF NEW.value::integer < low::integer OR NEW.value::integer > coalesce(high::integer, 2147483647) THEN
+                RAISE EXCEPTION 'must be an integer %', CASE WHEN high IS NULL THEN 'of at least ' || low
+                                                             ELSE 'between ' || low || ' and ' || high END;
+            END IF;
+        ELSE
+            -- NOT (x BETWEEN ...) also refuses NaN.
+            IF NOT (NEW.value::double precision BETWEEN low::double precision AND high::double precision) THEN
+                RAISE EXCEPTION 'must be a number between % and %', low, high;
+            END IF;
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'invalid value % for drift setting %: %', quote_literal(NEW.value), NEW.key, SQLERRM
+            USING ERRCODE = 'invalid_parameter_value';
+    END;
+    RETURN NEW;
+END $$;
+COMMENT ON FUNCTION drift.settings_validate() IS 'Rejects a drift.settings value of the wrong type or range for its key (every key of the engine), with a clear error.';
+CREATE OR REPLACE TRIGGER settings_validate BEFORE INSERT OR UPDATE ON drift.settings
+    FOR EACH ROW EXECUTE FUNCTION drift.settings_validate();
+
+
+-- repeatable 20_ingest.sql
+
+-- Ingest: the log triggers. They validate, register models, append rollup deltas (or stage many
+-- small statements of one transaction until commit), fill is_refusal from the patterns and
+-- evaluate models that are due.
+
+CREATE OR REPLACE FUNCTION drift.refusal_matches(p_response text) RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT EXISTS (SELECT 1 FROM drift.refusal_patterns p WHERE p.enabled AND p_response ~* p.pattern)
+$$;
+COMMENT ON FUNCTION drift.refusal_matches(text) IS 'Whether a response matches any enabled refusal pattern.';
+
+CREATE OR REPLACE FUNCTION drift.fill_refusal() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    NEW.is_refusal := drift.refusal_matches(NEW.response);
+    RETURN NEW;
+END $$;
+COMMENT ON FUNCTION drift.fill_refusal() IS 'Fills interaction_log.is_refusal from drift.refusal_patterns when the app sent none.';
+CREATE OR REPLACE TRIGGER interaction_log_fill_refusal BEFORE INSERT ON drift.interaction_log
+    FOR EACH ROW WHEN (NEW.is_refusal IS NULL AND NEW.response IS NOT NULL)
+    EXECUTE FUNCTION drift.fill_refusal();
+
+-- ---------------------------------------------------------------------------------------------
+-- Log triggers: validate, register models, append rollup deltas, maybe evaluate.
+-- ---------------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION drift.register_model(p_model text) RETURNS drift.models
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    m drift.models;
+BEGIN
+    SELECT * INTO m FROM drift.models WHERE model = p_model;
+    IF NOT FOUND THEN
+        INSERT INTO drift.models (model) VALUES (p_model) ON CONFLICT (model) DO NOTHING;
+        SELECT * INTO m FROM drift.models WHERE model = p_model;
+    END IF;
+    RETURN m;
+END $$;
+COMMENT ON FUNCTION drift.register_model(text) IS 'The drift.models row of a model, created when new (no lock taken on an existing row).';
+
+CREATE OR REPLACE FUNCTION drift.check_embedding_models(p_models text[], p_lo integer[], p_hi integer[],
+    OUT due text[], OUT bad_model text, OUT model_dims integer)
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    i integer;
+    m drift.models;
+BEGIN
+    due := '{}';
+    FOR i IN 1 .. coalesce(cardinality(p_models), 0) LOOP
+        m := drift.register_model(p_models[i]);
+        IF m.embedding_dims IS NULL THEN
+            -- The first embeddings of a model fix its dimension (once; later statements only read).
+            UPDATE drift.models SET embedding_dims = p_lo[i] WHERE model = p_models[i] AND embedding_dims IS NULL;
+            SELECT * INTO m FROM drift.models WHERE model = p_models[i];
+        END IF;
+        IF p_lo[i] <> m.embedding_dims OR p_hi[i] <> m.embedding_dims THEN
+            bad_model := p_models[i];
+            model_dims := m.embedding_dims;
+            RETURN;
+        END IF;
+        IF m.auto_evaluate AND m.next_evaluation_at <= clock_timestamp() THEN
+            due := due || m.model;
+        END IF;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION drift.check_embedding_models(text[], integer[], integer[]) IS 'For the embedding insert trigger: registers the models of a statement, fixes or checks their dimension, and lists those due for evaluation (internal).';
+
+CREATE OR REPLACE FUNCTION drift.flush_staged_embeddings() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, extensions
+AS $$
+BEGIN
+    INSERT INTO drift.embedding_rollup_delta (model, bucket, n, vec_sum, sq_sum)
+    SELECT e.model, drift.bucket_of(e.created_at, drift.setting('bucket_width')::interval), count(*),
+        sum(e.embedding), sum(e.embedding * e.embedding)
+    FROM pg_temp.drift_staged_embeddings s JOIN drift.embeddings_log e ON e.id = s.id
+    GROUP BY 1, 2;
+    DELETE FROM pg_temp.drift_staged_embeddings;
+    -- Under SET CONSTRAINTS IMMEDIATE this runs before commit: later statements stage anew.
+    PERFORM set_config('drift.staging_xact', '', true);
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION drift.flush_staged_embeddings() IS 'Deferred to commit: folds the embeddings staged by small statements of the transaction into one rollup delta per model and bucket.';
+
+CREATE OR REPLACE FUNCTION drift.embeddings_log_after_insert() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, extensions
+AS $$
+DECLARE
+    xact text := pg_current_xact_id()::text;
+    width interval;
+    few record;
+    agg record;
+    checked record;
+    bad record;
+BEGIN
+    -- Many small statements in one transaction (an app inserting row by row): appending a
+    -- delta per statement would write two vectors per row. Instead, once this transaction has
+    -- checked the model and its dimension, small statements of that model only stage their
+    -- ids in a temp table (no WAL), folded into one delta per bucket at commit.
+    IF current_setting('drift.embeddings_xact', true) = xact THEN
+        SELECT count(*) AS n, min(f.model) AS model, max(f.model) AS model_hi,
+               min(vector_dims(f.embedding)) AS lo, max(vector_dims(f.embedding)) AS hi
+        INTO few FROM (SELECT n.model, n.embedding FROM new_rows n LIMIT 17) f;
+        IF few.n <= 16 AND few.model = few.model_hi AND few.lo = few.hi
+           AND current_setting('drift.embeddings_checked', true) = few.model || '|' || few.lo THEN
+            IF current_setting('drift.staging_xact', true) IS DISTINCT FROM xact THEN
+                IF to_regclass('pg_temp.drift_staged_embeddings') IS NULL THEN
+                    CREATE TEMP TABLE drift_staged_embeddings (id bigint NOT NULL) ON COMMIT DELETE ROWS;
+                    CREATE TEMP TABLE drift_staged_flush (flush boolean) ON COMMIT DELETE ROWS;
+                    CREATE CONSTRAINT TRIGGER drift_staged_flush AFTER INSERT ON pg_temp.drift_staged_flush
+                        DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION drift.flush_staged_embeddings();
+                END IF;
+                INSERT INTO pg_temp.drift_staged_flush VALUES (true);
+                PERFORM set_config('drift.staging_xact', xact, true);
+            END IF;
+            INSERT INTO pg_temp.drift_staged_embeddings SELECT n.id FROM new_rows n;
+            RETURN NULL;
+        END IF;
+    END IF;
+
+    width := drift.setting('bucket_width')::interval;
+    -- One pass over the statement's rows: aggregates and dimension bounds together.
+    SELECT array_agg(a.model) AS models, array_agg(a.bucket) AS buckets, array_agg(a.n) AS ns,
+           array_agg(a.vs) AS vs, array_agg(a.ss) AS ss, array_agg(a.lo) AS lo, array_agg(a.hi) AS hi
+    INTO agg
+    FROM (SELECT n.model, drift.bucket_of(n.created_at, width) AS bucket, count(*) AS n,
+                 sum(n.embedding) AS vs, sum(n.embedding * n.embedding) AS ss,
+                 min(vector_dims(n.embedding)) AS lo, max(vector_dims(n.embedding)) AS hi
+          -- grouping by dimension too: mixed dimensions reach the clear error below instead of
+          -- failing inside sum() with pgvector's "different vector dimensions"
+          FROM new_rows n GROUP BY 1, 2, vector_dims(n.embedding)) a;
+    checked := drift.check_embedding_models(agg.models, agg.lo, agg.hi);
+    IF checked.bad_model IS NOT NULL THEN
+        SELECT n.id, vector_dims(n.embedding) AS dims INTO bad FROM new_rows n
+        WHERE n.model = checked.bad_model AND vector_dims(n.embedding) <> checked.model_dims ORDER BY n.id LIMIT 1;
+        RAISE EXCEPTION 'embeddings_log row id=%: field embedding has % dimensions but model % uses %',
+            bad.id, bad.dims, quote_literal(checked.bad_model), checked.model_dims
+            USING ERRCODE = 'data_exception',
+                  HINT = 'All embeddings of a model share one dimension; log another embedding model under another model name.';
+    END IF;
+    INSERT INTO drift.embedding_rollup_delta (model, bucket, n, vec_sum, sq_sum)
+    SELECT * FROM unnest(agg.models, agg.buckets, agg.ns, agg.vs, agg.ss);
+    PERFORM set_config('drift.embeddings_xact', xact, true);
+    PERFORM set_config('drift.embeddings_checked', agg.models[1] || '|' || agg.lo[1], true);
+    IF cardinality(checked.due) > 0 THEN
+        PERFORM drift.evaluate_due(checked.due);
+    END IF;
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION drift.embeddings_log_after_insert() IS 'Statement trigger on embeddings_log: checks dimensions, registers models, appends rollup deltas (or stages small statements until commit), evaluates due models.';
+CREATE OR REPLACE TRIGGER embeddings_log_rollup AFTER INSERT ON drift.embeddings_log
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION drift.embeddings_log_after_insert();
+
+CREATE OR REPLACE FUNCTION drift.embeddings_log_immutable() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    RAISE EXCEPTION 'embeddings_log row id=%: model, created_at and embedding cannot be changed (the rollups already count them); delete and insert instead', OLD.id
+        USING ERRCODE = 'object_not_in_prerequisite_state';
+END $$;
+COMMENT ON FUNCTION drift.embeddings_log_immutable() IS 'Rejects updates of the columns the embedding rollups are built from.';
+CREATE OR REPLACE TRIGGER embeddings_log_immutable BEFORE UPDATE OF model, created_at, embedding ON drift.embeddings_log
+    FOR EACH ROW EXECUTE FUNCTION drift.embeddings_log_immutable();
+
+-- The interaction delta query, shared by the insert and the update trigger: `changes` is a row
+-- source with a `sign` column (+1 new row, -1 old row), so a late label moves counts exactly.
+CREATE OR REPLACE FUNCTION drift.interaction_delta_sql(p_changes text) RETURNS text
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog
+AS $$
+-- The one definition of every interaction counter: one expression per column of
+-- drift.interaction_rollup, in its column order (compaction and the rollup readers follow the
+-- table's columns). A group whose counters all cancel (a label update that changed nothing
+-- counted) writes no delta.
+SELECT format($q$
+    INSERT INTO drift.interaction_rollup_delta
+    SELECT d.* FROM (
+    SELECT c.model, drift.bucket_of(c.created_at, $1) AS bucket,
+        sum(c.sign),
+        coalesce(sum(c.sign) FILTER (WHERE c.is_refusal IS NOT NULL), 0),
+        coalesce(sum(c.sign) FILTER (WHERE c.is_refusal), 0),
+        coalesce(sum(c.sign) FILTER (WHERE c.toxicity IS NOT NULL), 0),
+        coalesce(sum(c.sign) FILTER (WHERE c.toxicity >= $2), 0),
+        coalesce(sum(c.sign * c.toxicity), 0),
+        coalesce(sum(c.sign) FILTER (WHERE c.feedback IN (-1, 1)), 0),
+        coalesce(sum(c.sign) FILTER (WHERE c.feedback = 1), 0),
+        coalesce(sum(c.sign) FILTER (WHERE c.correct IS NOT NULL), 0),
+        coalesce(sum(c.sign) FILTER (WHERE c.correct), 0),
+        coalesce(sum(c.sign) FILTER (WHERE c.correct IS NOT NULL OR c.feedback IN (-1, 1)), 0),
+        coalesce(sum(c.sign) FILTER (WHERE c.correct OR (c.correct IS NULL AND c.feedback = 1)), 0),
+        coalesce(sum(c.sign * c.latency_ms), 0),
+        coalesce(sum(c.sign) FILTER (WHERE c.latency_ms IS NOT NULL), 0)
+    FROM (%s) c
+    GROUP BY 1, 2
+    ) d
+    -- json, not jsonb: the counter columns are unnamed and json keeps every one of them
+    WHERE EXISTS (SELECT 1 FROM json_each_text(to_json(d)) x WHERE x.key NOT IN ('model', 'bucket') AND x.value::float8 <> 0)
+$q$, p_changes)
+$$;
+COMMENT ON FUNCTION drift.interaction_delta_sql(text) IS 'SQL text of the interaction rollup delta insert over a signed change set (internal).';
+
+CREATE OR REPLACE FUNCTION drift.interaction_log_after_change() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    width interval := drift.setting('bucket_width')::interval;
+    toxic_at real := drift.setting('toxic_at')::real;
+    stmt record;
+    m drift.models;
+    due text[] := '{}';
+BEGIN
+    FOR stmt IN SELECT DISTINCT n.model FROM new_rows n LOOP
+        m := drift.register_model(stmt.model);
+        IF NOT m.interactions_seen THEN
+            UPDATE drift.models SET interactions_seen = true WHERE model = stmt.model AND NOT interactions_seen;
+        END IF;
+        -- Only new interactions make a model due; late labels wait for the next evaluation.
+        IF TG_OP = 'INSERT' AND m.auto_evaluate AND m.next_evaluation_at <= clock_timestamp() THEN
+            due := due || stmt.model;
+        END IF;
+    END LOOP;
+    IF TG_OP = 'INSERT' THEN
+        EXECUTE drift.interaction_delta_sql('SELECT 1 AS sign, n.* FROM new_rows n') USING width, toxic_at;
+    ELSE
+        EXECUTE drift.interaction_delta_sql(
+            'SELECT 1 AS sign, n.* FROM new_rows n UNION ALL SELECT -1 AS sign, o.* FROM old_rows o')
+            USING width, toxic_at;
+    END IF;
+    IF cardinality(due) > 0 THEN
+        PERFORM drift.evaluate_due(due);
+    END IF;
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION drift.interaction_log_after_change() IS 'Statement trigger on interaction_log: registers models, appends signed rollup deltas for inserts and for late feedback/labels, evaluates due models.';
+CREATE OR REPLACE TRIGGER interaction_log_rollup_insert AFTER INSERT ON drift.interaction_log
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION drift.interaction_log_after_change();
+CREATE OR REPLACE TRIGGER interaction_log_rollup_update AFTER UPDATE ON drift.interaction_log
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION drift.interaction_log_after_change();
+
+CREATE OR REPLACE FUNCTION drift.interaction_log_stamp_label() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    NEW.labelled_at := now();
+    RETURN NEW;
+END $$;
+COMMENT ON FUNCTION drift.interaction_log_stamp_label() IS 'Stamps labelled_at when feedback or a label arrives after the interaction was logged.';
+CREATE OR REPLACE TRIGGER interaction_log_stamp_label BEFORE UPDATE ON drift.interaction_log
+    FOR EACH ROW WHEN (OLD.feedback IS DISTINCT FROM NEW.feedback OR OLD.correct IS DISTINCT FROM NEW.correct)
+    EXECUTE FUNCTION drift.interaction_log_stamp_label();
+
+
+-- repeatable 30_rollups.sql
+
+-- Rollups: time buckets, compaction of the delta rows, and window aggregates over both.
+
+-- No SET search_path here: it would stop the planner from inlining this per-row call
+-- (date_bin lives in pg_catalog, which is always searched first).
+CREATE OR REPLACE FUNCTION drift.bucket_of(p_at timestamptz, p_width interval) RETURNS timestamptz
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT pg_catalog.date_bin(p_width, p_at, timestamptz '2000-01-01 00:00:00+00') $$;
+COMMENT ON FUNCTION drift.bucket_of(timestamptz, interval) IS 'Start of the rollup bucket holding a timestamp.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Compaction and window aggregates
+-- ---------------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION drift.fold_deltas(p_rollup regclass, p_delta regclass) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, extensions
+AS $$
+DECLARE
+    sums text;
+    adds text;
+    k bigint;
+BEGIN
+    -- Every column but the key is an additive aggregate (counts, sums, vector sums): the
+    -- rollup table's own column list is the one definition of what is folded.
+    SELECT string_agg(format('sum(%I)', a.attname), ', ' ORDER BY a.attnum),
+           string_agg(format('%1$I = r.%1$I + excluded.%1$I', a.attname), ', ' ORDER BY a.attnum)
+    INTO sums, adds
+    FROM pg_attribute a
+    WHERE a.attrelid = p_rollup AND a.attnum > 0 AND NOT a.attisdropped AND a.attname NOT IN ('model', 'bucket');
+    EXECUTE format($q$
+        WITH moved AS (DELETE FROM %2$s RETURNING *)
+        INSERT INTO %1$s AS r SELECT model, bucket, %3$s FROM moved GROUP BY model, bucket ORDER BY model, bucket
+        ON CONFLICT (model, bucket) DO UPDATE SET %4$s $q$, p_rollup, p_delta, sums, adds);
+    GET DIAGNOSTICS k = ROW_COUNT;
+    RETURN k;
+END $$;
+COMMENT ON FUNCTION drift.fold_deltas(regclass, regclass) IS 'Moves the rows of a rollup delta table into its rollup table, one row per model and bucket, adding every aggregate column; returns the rollup rows written.';
+
+CREATE OR REPLACE FUNCTION drift.compact_rollups() RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    -- One compactor at a time; others simply read the deltas that are still there.
+    IF NOT pg_try_advisory_xact_lock(hashtext('drift.compact_rollups')) THEN
+        RETURN 0;
+    END IF;
+    RETURN drift.fold_deltas('drift.embedding_rollup', 'drift.embedding_rollup_delta')
+         + drift.fold_deltas('drift.interaction_rollup', 'drift.interaction_rollup_delta');
+END $$;
+COMMENT ON FUNCTION drift.compact_rollups() IS 'Folds the rollup deltas into one row per model and bucket; returns the rollup rows written. Skips (returns 0) while another session compacts.';
+
+CREATE OR REPLACE FUNCTION drift.embedding_window(p_model text, p_from timestamptz, p_to timestamptz,
+    OUT n bigint, OUT vec_sum vector, OUT sq_sum vector)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, public, extensions
+AS $$
+    SELECT coalesce(sum(s.n), 0)::bigint, sum(s.vec_sum), sum(s.sq_sum) FROM (
+        SELECT r.n, r.vec_sum, r.sq_sum FROM drift.embedding_rollup r
+        WHERE r.model = p_model AND r.bucket >= p_from AND r.bucket < p_to
+        UNION ALL
+        SELECT d.n, d.vec_sum, d.sq_sum FROM drift.embedding_rollup_delta d
+        WHERE d.model = p_model AND d.bucket >= p_from AND d.bucket < p_to
+    ) s
+$$;
+COMMENT ON FUNCTION drift.embedding_window(text, timestamptz, timestamptz) IS 'Embedding count, sum and sum of squares of a model over the buckets in [from, to), from rollups and pending deltas.';
+
+CREATE OR REPLACE FUNCTION drift.interaction_window(p_model text, p_from timestamptz, p_to timestamptz)
+RETURNS drift.interaction_rollup
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT p_model, p_from,
+        coalesce(sum(s.interactions), 0)::bigint, coalesce(sum(s.refusal_known), 0)::bigint,
+        coalesce(sum(s.refusals), 0)::bigint, coalesce(sum(s.toxicity_scored), 0)::bigint,
+        coalesce(sum(s.toxic), 0)::bigint, coalesce(sum(s.toxicity_sum), 0),
+        coalesce(sum(s.feedback_given), 0)::bigint, coalesce(sum(s.feedback_positive), 0)::bigint,
+        coalesce(sum(s.labelled), 0)::bigint, coalesce(sum(s.correct), 0)::bigint,
+        coalesce(sum(s.quality_n), 0)::bigint, coalesce(sum(s.quality_ok), 0)::bigint,
+        coalesce(sum(s.latency_sum), 0), coalesce(sum(s.latency_n), 0)::bigint
+    FROM (
+        SELECT * FROM drift.interaction_rollup r
+        WHERE r.model = p_model AND r.bucket >= p_from AND r.bucket < p_to
+        UNION ALL
+        SELECT * FROM drift.interaction_rollup_delta d
+        WHERE d.model = p_model AND d.bucket >= p_from AND d.bucket < p_to
+    ) s
+$$;
+COMMENT ON FUNCTION drift.interaction_window(text, timestamptz, timestamptz) IS 'Interaction counts of a model over the buckets in [from, to), from rollups and pending deltas (bucket = from).';
+
+
+-- repeatable 40_statistics.sql
+
+-- Distributions and tests the drift reports use.
+--
+-- * Embedding mean drift: T = squared distance between the current and baseline mean
+--   embeddings. Its null distribution is a weighted chi-square whose weights are the
+--   eigenvalues of the embeddings' covariance; we match its first three cumulants
+--   (tr S, tr S^2, tr S^3, estimated from pairs and triples of baseline *buckets* of the
+--   rollups, so correlated dimensions and minute-to-minute variation are included) and
+--   widen it by the spread of window-length blocks of the baseline (overdispersion).
+-- * Rates (refusal, toxicity, errors): one-sided two-sample test on Anscombe's arcsine
+--   transform (better tails than the plain z-test at small rates), Wilson intervals,
+--   combined with the seed's absolute thresholds.
+-- * Repeated evaluation: drifted (and so an event) needs p_value below a per-evaluation
+--   level chosen so that a drift-free model evaluated every bucket raises on average at most
+--   one false event per false_alarm_interval (default 30 days), over all its metrics.
+--   The level comes from the up-crossing rate of a sliding-window statistic.
+
+CREATE OR REPLACE FUNCTION drift.normal_sf(z double precision) RETURNS double precision
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    x double precision := abs(z) / sqrt(2.0);
+    t double precision := 1.0 / (1.0 + 0.5 * x);
+    erfc double precision;
+BEGIN
+    -- erfc by the Chebyshev fit of Numerical Recipes (erfcc): relative error < 1.2e-7 everywhere,
+    -- so tail p-values stay accurate. (PostgreSQL before 18 has no erfc.)
+    IF x > 26 THEN
+        erfc := 0;  -- below 1e-295: exp() would underflow
+    ELSE
+    erfc := t * exp(-x * x - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418
+            + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587
+            + t * (-0.82215223 + t * 0.17087277)))))))));
+    END IF;
+    IF z >= 0 THEN
+        RETURN 0.5 * erfc;
+    END IF;
+    RETURN 1.0 - 0.5 * erfc;
+END $$;
+COMMENT ON FUNCTION drift.normal_sf(double precision) IS 'Upper tail P(Z > z) of the standard normal distribution.';
+
+CREATE OR REPLACE FUNCTION drift.proportion_above_p(x bigint, n bigint, p0 double precision) RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog
+AS $$
+    -- One-sided one-sample z-test against a fixed rate, used when there is no baseline yet.
+    SELECT CASE
+        WHEN n IS NULL OR n < 1 OR p0 IS NULL THEN NULL
+        WHEN p0 <= 0 THEN CASE WHEN x > 0 THEN 0.0 ELSE 1.0 END
+        WHEN p0 >= 1 THEN 1.0
+        ELSE drift.normal_sf((x::float8 / n - p0) / sqrt(p0 * (1 - p0) / n))
+    END
+$$;
+COMMENT ON FUNCTION drift.proportion_above_p(bigint, bigint, double precision) IS 'p-value of a one-sided z-test that a rate exceeds p0.';
+
+CREATE OR REPLACE FUNCTION drift.chi2_sf_real(x double precision, nu double precision) RETURNS double precision
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog
+AS $$
+    -- Wilson-Hilferty with real degrees of freedom (the matched-moment nu is not an integer).
+    SELECT CASE WHEN nu <= 0 THEN NULL WHEN x <= 0 THEN 1.0
+        ELSE drift.normal_sf((cbrt(x / nu) - (1 - 2.0 / (9 * nu))) / sqrt(2.0 / (9 * nu))) END
+$$;
+COMMENT ON FUNCTION drift.chi2_sf_real(double precision, double precision) IS 'Upper tail of the chi-square distribution with real degrees of freedom nu (Wilson-Hilferty).';
+
+CREATE OR REPLACE FUNCTION drift.normal_isf(p double precision) RETURNS double precision
+LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    q double precision;
+    r double precision;
+    lo double precision := least(p, 1 - p);
+    x double precision;
+BEGIN
+    -- z with P(Z > z) = p: Acklam's rational approximation (relative error < 1.2e-9).
+    IF p <= 0 THEN RETURN 'Infinity'; END IF;
+    IF p >= 1 THEN RETURN '-Infinity'; END IF;
+    IF lo < 0.02425 THEN
+        q := sqrt(-2 * ln(lo));
+        x := (((((-7.784894002430293e-03 * q - 3.223964580411365e-01) * q - 2.400758277161838e+00) * q
+               - 2.549732539343734e+00) * q + 4.374664141464968e+00) * q + 2.938163982698783e+00)
+             / ((((7.784695709041462e-03 * q + 3.224671290700398e-01) * q + 2.445134137142996e+00) * q
+               + 3.754408661907416e+00) * q + 1);
+    ELSE
+        q := lo - 0.5;
+        r := q * q;
+        x := (((((-3.969683028665376e+01 * r + 2.209460984245205e+02) * r - 2.759285104469687e+02) * r
+               + 1.383577518672690e+02) * r - 3.066479806614716e+01) * r + 2.506628277459239e+00) * q
+             / (((((-5.447609879822406e+01 * r + 1.615858368580409e+02) * r - 1.556989798598866e+02) * r
+               + 6.680131188771972e+01) * r - 1.328068155288572e+01) * r + 1);
+    END IF;
+    -- x is the lower quantile of lo (x <= 0); the upper quantile of p is its mirror image.
+    RETURN CASE WHEN p <= 0.5 THEN -x ELSE x END;
+END $$;
+COMMENT ON FUNCTION drift.normal_isf(double precision) IS 'Inverse upper tail of the standard normal: the z with P(Z > z) = p.';
+
+CREATE OR REPLACE FUNCTION drift.look_alpha(p_window interval DEFAULT NULL) RETURNS double precision
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    alpha double precision := drift.setting('alpha')::float8;
+    width interval := drift.setting('bucket_width')::interval;
+    horizon interval := coalesce(drift.setting('false_alarm_interval'), '0')::interval;
+    win double precision;
+    looks double precision;
+    lo double precision := 0.5;
+    hi double precision := 38;
+    u double precision;
+    -- Event streams per model (centroid_distance, novelty_rate, refusal_rate, toxicity_rate,
+    -- accuracy): the budget of one false event per interval is shared between them.
+    streams constant integer := 5;
+BEGIN
+    IF horizon <= interval '0' THEN
+        RETURN alpha;
+    END IF;
+    win := greatest(1, extract(epoch FROM coalesce(p_window, drift.setting('current_window')::interval))
+                       / extract(epoch FROM width));
+    looks := streams * extract(epoch FROM horizon) / extract(epoch FROM width);
+    -- A sliding window of `win` buckets, evaluated every bucket, crosses level u about
+    -- u*phi(u)/win times per bucket (scan statistics); doubled because quadratic statistics
+    -- decorrelate twice as fast, and never more than the exceedance rate P(Z > u) itself.
+    -- Bisection for: looks * rate(u) = 1 (rate falls as u grows).
+    FOR i IN 1..80 LOOP
+        u := (lo + hi) / 2;
+        IF looks * least(drift.normal_sf(u), 2 * u * exp(-u * u / 2) / sqrt(2 * pi()) / win) > 1 THEN
+            lo := u;
+        ELSE
+            hi := u;
+        END IF;
+    END LOOP;
+    RETURN least(alpha, drift.normal_sf(hi));
+END $$;
+COMMENT ON FUNCTION drift.look_alpha(interval) IS 'Per-evaluation significance level: drift-free traffic evaluated every bucket with this window raises at most one false event per false_alarm_interval per model (never above alpha).';
+
+CREATE OR REPLACE FUNCTION drift.rate_increase_p(x_cur bigint, n_cur bigint, x_base bigint, n_base bigint)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog
+AS $$
+    -- One-sided two-sample test on Anscombe's arcsine transform asin(sqrt((x+3/8)/(n+3/4))),
+    -- whose variance 1/(4n+2) hardly depends on the rate: its tails stay honest at the small
+    -- rates (refusals, toxicity) where the pooled z-test over-rejects.
+    SELECT CASE
+        WHEN n_cur IS NULL OR n_base IS NULL OR n_cur < 1 OR n_base < 1 THEN NULL
+        ELSE drift.normal_sf(
+            (asin(sqrt((x_cur + 0.375) / (n_cur + 0.75))) - asin(sqrt((x_base + 0.375) / (n_base + 0.75))))
+            / sqrt(1.0 / (4 * n_cur + 2) + 1.0 / (4 * n_base + 2)))
+    END
+$$;
+COMMENT ON FUNCTION drift.rate_increase_p(bigint, bigint, bigint, bigint) IS 'p-value of a one-sided arcsine two-sample test that the current rate x_cur/n_cur exceeds the baseline rate.';
+
+CREATE OR REPLACE FUNCTION drift.wilson_interval(x bigint, n bigint, level double precision,
+    OUT low double precision, OUT high double precision)
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog
+AS $$
+    SELECT (p + z * z / (2 * m) - z * sqrt(p * (1 - p) / m + z * z / (4 * m * m))) / (1 + z * z / m),
+           (p + z * z / (2 * m) + z * sqrt(p * (1 - p) / m + z * z / (4 * m * m))) / (1 + z * z / m)
+    FROM (SELECT x / nullif(n, 0)::float8 AS p, nullif(n, 0)::float8 AS m,
+                 drift.normal_isf((1 - level) / 2) AS z) s
+$$;
+COMMENT ON FUNCTION drift.wilson_interval(bigint, bigint, double precision) IS 'Two-sided Wilson score interval of a proportion x/n at the given confidence level.';
+
+CREATE OR REPLACE FUNCTION drift.cohens_h(p1 double precision, p0 double precision) RETURNS double precision
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog
+AS $$ SELECT 2 * asin(sqrt(least(greatest(p1, 0), 1))) - 2 * asin(sqrt(least(greatest(p0, 0), 1))) $$;
+COMMENT ON FUNCTION drift.cohens_h(double precision, double precision) IS 'Cohen''s h effect size between two proportions (difference of arcsine-transformed rates).';
+
+CREATE OR REPLACE FUNCTION drift.scale_vector(v vector, f double precision) RETURNS vector
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog, public, extensions
+AS $$ SELECT v * array_fill(f::real, ARRAY[vector_dims(v)])::vector $$;
+COMMENT ON FUNCTION drift.scale_vector(vector, double precision) IS 'v times a scalar (pgvector multiplies element-wise only).';
+
+-- ---------------------------------------------------------------------------------------------
+-- The calibrated embedding mean test
+-- ---------------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION drift.embedding_mean_test(n_cur bigint, sum_cur vector, n_base bigint, sum_base vector,
+    c drift.embedding_calibration,
+    OUT statistic double precision, OUT expected double precision, OUT dof double precision,
+    OUT p_value double precision, OUT effect_size double precision)
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, public, extensions
+AS $$
+    -- T = |mean_cur - mean_base|^2 is a weighted chi-square under no drift, with cumulants
+    -- k1 = tr1 h, k2 = 2 tr2 h^2, k3 = 8 tr3 h^3, h = dispersion (1/n_cur + 1/n_base).
+    -- Pearson's three-moment fit: (T - k1)/sqrt(k2) ~ (X - nu)/sqrt(2 nu), X ~ chi2(nu),
+    -- nu = tr2^3 / tr3^2, which keeps the heavy tail that few dominant directions give.
+    SELECT t.stat, k.k1, k.nu,
+        drift.chi2_sf_real(k.nu + (t.stat - k.k1) * sqrt(2 * k.nu / k.k2), k.nu),
+        sqrt(greatest(t.stat - k.k1, 0) / (c).trace1)
+    FROM (SELECT -(d <#> d) AS stat
+          FROM (SELECT drift.scale_vector(sum_cur, 1.0 / nullif(n_cur, 0)) - drift.scale_vector(sum_base, 1.0 / nullif(n_base, 0)) AS d) x) t,
+         (SELECT (c).trace1 * h AS k1, 2 * (c).trace2 * h * h AS k2, (c).trace2 ^ 3 / (c).trace3 ^ 2 AS nu
+          FROM (SELECT (c).dispersion * (1.0 / nullif(n_cur, 0) + 1.0 / nullif(n_base, 0)) AS h) hh) k
+    WHERE n_cur > 0 AND n_base > 0 AND (c).model IS NOT NULL
+$$;
+COMMENT ON FUNCTION drift.embedding_mean_test(bigint, vector, bigint, vector, drift.embedding_calibration) IS 'Calibrated test that the current mean embedding differs from the baseline mean (three-moment chi-square fit of |mean difference|^2, from rollup sums); effect_size = shift in units of the baseline''s RMS spread.';
+
+
+-- repeatable 50_baselines.sql
+
+-- Baselines: frozen aggregates of each model's reference window, the embedding calibration
+-- computed from them, and the nearest-neighbour novelty rate.
+--
+-- * Novelty rate: the share of current embeddings whose nearest neighbour in a bounded,
+--   fixed-size sample of the baseline (pgvector HNSW) is farther than the sample's own
+--   leave-one-out nearest-neighbour distance quantile. Under no drift a new embedding and
+--   a sample point are exchangeable, so the expected rate is the sample's own rate; each
+--   embedding is scored once (drift.novelty_rollup caches per-bucket counts), and at most
+--   novelty_per_bucket embeddings of a bucket are (a hashed-id subsample), so the cost per
+--   evaluation is bounded however busy the model is.
+
+-- ---------------------------------------------------------------------------------------------
+-- Baselines
+-- ---------------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION drift.set_baseline(model text, starts timestamptz, ends timestamptz,
+    kinds text[] DEFAULT ARRAY['embedding', 'behavior', 'accuracy'], source text DEFAULT 'manual')
+RETURNS SETOF drift.baselines
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, extensions
+AS $$
+DECLARE
+    k text;
+    e record;
+    i drift.interaction_rollup;
+    p_model alias FOR model;
+BEGIN
+    IF starts IS NULL OR ends IS NULL OR ends <= starts THEN
+        RAISE EXCEPTION 'baseline window must have starts < ends (got % .. %)', starts, ends
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM drift.models m WHERE m.model = p_model) THEN
+        RAISE EXCEPTION 'unknown model %: nothing has been logged for it', quote_literal(p_model)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    FOREACH k IN ARRAY kinds LOOP
+        IF k NOT IN ('embedding', 'behavior', 'accuracy') THEN
+            RAISE EXCEPTION 'unknown drift kind %: use embedding, behavior or accuracy', quote_literal(k)
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF k = 'embedding' THEN
+            e := drift.embedding_window(p_model, starts, ends);
+            RETURN QUERY
+            INSERT INTO drift.baselines AS b (model, kind, starts, ends, source, n, vec_sum, sq_sum)
+            VALUES (p_model, k, starts, ends, source, e.n, e.vec_sum, e.sq_sum)
+            ON CONFLICT ON CONSTRAINT baselines_pkey DO UPDATE SET
+                starts = excluded.starts, ends = excluded.ends, source = excluded.source, set_at = now(),
+                n = excluded.n, vec_sum = excluded.vec_sum, sq_sum = excluded.sq_sum
+            RETURNING b.*;
+        ELSE
+            i := drift.interaction_window(p_model, starts, ends);
+            RETURN QUERY
+            INSERT INTO drift.baselines AS b (model, kind, starts, ends, source, n, refusal_known, refusals,
+                toxicity_scored, toxic, quality_n, quality_ok)
+            VALUES (p_model, k, starts, ends, source, i.interactions, i.refusal_known, i.refusals,
+                i.toxicity_scored, i.toxic, i.quality_n, i.quality_ok)
+            ON CONFLICT ON CONSTRAINT baselines_pkey DO UPDATE SET
+                starts = excluded.starts, ends = excluded.ends, source = excluded.source, set_at = now(),
+                n = excluded.n, refusal_known = excluded.refusal_known, refusals = excluded.refusals,
+                toxicity_scored = excluded.toxicity_scored, toxic = excluded.toxic,
+                quality_n = excluded.quality_n, quality_ok = excluded.quality_ok
+            RETURNING b.*;
+        END IF;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION drift.set_baseline(text, timestamptz, timestamptz, text[], text) IS 'Sets the reference window of a model (for the given drift kinds, default all) and freezes its aggregates from the rollups; windows round to whole buckets.';
+
+CREATE OR REPLACE FUNCTION drift.ensure_auto_baselines(p_as_of timestamptz, p_models text[] DEFAULT NULL) RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, extensions
+AS $$
+DECLARE
+    span interval := coalesce(drift.setting('auto_baseline'), '0')::interval;
+    cur_start timestamptz := drift.bucket_of(p_as_of, drift.setting('bucket_width')::interval)
+        - drift.setting('current_window')::interval;
+    min_n bigint := drift.setting('min_samples')::bigint;
+    cand record;
+    first_bucket timestamptz;
+    made integer := 0;
+BEGIN
+    IF span <= interval '0' THEN
+        RETURN 0;
+    END IF;
+    FOR cand IN
+        SELECT m.model, k.kind FROM drift.models m
+        CROSS JOIN unnest(ARRAY['embedding', 'behavior', 'accuracy']) AS k(kind)
+        LEFT JOIN drift.baselines b ON b.model = m.model AND b.kind = k.kind
+        WHERE (p_models IS NULL OR m.model = ANY (p_models))
+          AND (CASE WHEN k.kind = 'embedding' THEN m.embedding_dims IS NOT NULL ELSE m.interactions_seen END)
+          -- no baseline yet, or an automatic one still too small (e.g. labels arrive late)
+          AND (b.model IS NULL OR (b.source = 'auto' AND
+               (CASE WHEN k.kind = 'accuracy' THEN b.quality_n ELSE b.n END) < min_n))
+    LOOP
+        IF cand.kind = 'embedding' THEN
+            SELECT min(x.bucket) INTO first_bucket FROM (
+                (SELECT r.bucket FROM drift.embedding_rollup r WHERE r.model = cand.model ORDER BY r.bucket LIMIT 1)
+                UNION ALL
+                (SELECT d.bucket FROM drift.embedding_rollup_delta d WHERE d.model = cand.model ORDER BY d.bucket LIMIT 1)
+            ) x;
+        ELSE
+            SELECT min(x.bucket) INTO first_bucket FROM (
+                (SELECT r.bucket FROM drift.interaction_rollup r WHERE r.model = cand.model ORDER BY r.bucket LIMIT 1)
+                UNION ALL
+                (SELECT d.bucket FROM drift.interaction_rollup_delta d WHERE d.model = cand.model ORDER BY d.bucket LIMIT 1)
+            ) x;
+        END IF;
+        -- Only once the whole baseline span lies before the current window.
+        IF first_bucket IS NOT NULL AND first_bucket + span <= cur_start THEN
+            PERFORM drift.set_baseline(cand.model, first_bucket, first_bucket + span, ARRAY[cand.kind], 'auto');
+            made := made + 1;
+        END IF;
+    END LOOP;
+    RETURN made;
+END $$;
+COMMENT ON FUNCTION drift.ensure_auto_baselines(timestamptz, text[]) IS 'Gives models without a baseline their first auto_baseline of data as baseline, once that span lies before the current window.';
+
+CREATE OR REPLACE FUNCTION drift.baseline_bucket_sql(p_model text) RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $$
+    -- Per-bucket embedding sums of a model's baseline window (rollups plus pending deltas).
+    SELECT format($q$
+        SELECT s.bucket, sum(s.n)::bigint AS n, sum(s.vec_sum) AS vec_sum FROM (
+            SELECT r.bucket, r.n, r.vec_sum FROM drift.embedding_rollup r, drift.baselines b
+            WHERE r.model = %1$L AND b.model = %1$L AND b.kind = 'embedding' AND r.bucket >= b.starts AND r.bucket < b.ends
+            UNION ALL
+            SELECT d.bucket, d.n, d.vec_sum FROM drift.embedding_rollup_delta d, drift.baselines b
+            WHERE d.model = %1$L AND b.model = %1$L AND b.kind = 'embedding' AND d.bucket >= b.starts AND d.bucket < b.ends
+        ) s GROUP BY s.bucket HAVING sum(s.n) > 0 $q$, p_model)
+$$;
+COMMENT ON FUNCTION drift.baseline_bucket_sql(text) IS 'SQL text of the per-bucket sums of a model''s baseline window (internal).';
+
+CREATE OR REPLACE FUNCTION drift.sample_nn_distances(p_model text, p_dims integer) RETURNS void
+LANGUAGE plpgsql
+-- The planner prices an exact scan and sort of a few thousand rows below the HNSW index, but
+-- large vectors are TOASTed and that scan is then ~40x slower per query; without a sort
+-- node the only plan left for ORDER BY distance is the index.
+SET enable_sort = off
+SET search_path = pg_catalog, public, extensions
+AS $$
+BEGIN
+    EXECUTE format($q$
+        UPDATE drift.baseline_samples s SET nn_distance = nn.d
+        FROM (SELECT a.id, (SELECT o.embedding::vector(%2$s) <=> a.embedding::vector(%2$s)
+                            FROM drift.baseline_samples o
+                            WHERE o.model = %1$L AND o.id <> a.id
+                            ORDER BY o.embedding::vector(%2$s) <=> a.embedding::vector(%2$s) LIMIT 1) AS d
+              FROM drift.baseline_samples a WHERE a.model = %1$L) nn
+        WHERE s.model = %1$L AND s.id = nn.id $q$, p_model, p_dims);
+END $$;
+COMMENT ON FUNCTION drift.sample_nn_distances(text, integer) IS 'Stores each baseline-sample point''s cosine distance to its nearest other sample point (leave-one-out), by HNSW search.';
+
+CREATE OR REPLACE FUNCTION drift.embedding_calibrate(p_model text) RETURNS drift.embedding_calibration
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, extensions
+AS $$
+DECLARE
+    b drift.baselines;
+    dims integer;
+    width interval := drift.setting('bucket_width')::interval;
+    win interval := drift.setting('current_window')::interval;
+    sample_size integer := drift.setting('novelty_sample_size')::integer;
+    q double precision := drift.setting('novelty_quantile')::float8;
+    lo timestamptz;
+    hi timestamptz;
+    buckets integer;
+    src text;
+    units_sql text;
+    k integer;
+    t1 double precision;
+    t2 double precision;
+    t3 double precision;
+    nblocks integer := 0;
+    phi double precision := 1;
+    m_sample integer;
+    radius double precision;
+    expected double precision;
+    idx text := 'baseline_samples_hnsw_' || left(md5(p_model), 16);
+    result drift.embedding_calibration;
+BEGIN
+    DELETE FROM drift.embedding_calibration c WHERE c.model = p_model;
+    DELETE FROM drift.baseline_samples s WHERE s.model = p_model;
+    DELETE FROM drift.novelty_rollup r WHERE r.model = p_model;
+    SELECT * INTO b FROM drift.baselines x WHERE x.model = p_model AND x.kind = 'embedding';
+    SELECT m.embedding_dims INTO dims FROM drift.models m WHERE m.model = p_model;
+    IF b.model IS NULL THEN
+        EXECUTE format('DROP INDEX IF EXISTS drift.%I', idx);
+    END IF;
+    IF b.model IS NULL OR b.n < 2 OR dims IS NULL THEN
+        RETURN NULL;
+    END IF;
+
+    -- The sample: raw rows of the baseline's buckets, chosen by hashed id (deterministic,
+    -- unrelated to content). Only rows of buckets the baseline counts: [starts, ends) rounded up.
+    lo := CASE WHEN drift.bucket_of(b.starts, width) = b.starts THEN b.starts ELSE drift.bucket_of(b.starts, width) + width END;
+    hi := CASE WHEN drift.bucket_of(b.ends, width) = b.ends THEN b.ends ELSE drift.bucket_of(b.ends, width) + width END;
+    INSERT INTO drift.baseline_samples (model, id, embedding)
+    SELECT p_model, e.id, e.embedding FROM drift.embeddings_log e
+    WHERE e.model = p_model AND e.created_at >= lo AND e.created_at < hi
+    ORDER BY hashint8(e.id), e.id
+    LIMIT sample_size;
+    GET DIAGNOSTICS m_sample = ROW_COUNT;
+
+    -- pgvector indexes need a fixed dimension: one partial expression index per model.
+    IF dims <= 2000 AND to_regclass(format('drift.%I', idx)) IS NULL THEN
+        EXECUTE format('CREATE INDEX %I ON drift.baseline_samples USING hnsw ((embedding::vector(%s)) vector_cosine_ops) WHERE model = %L',
+            idx, dims, p_model);
+    END IF;
+    PERFORM drift.sample_nn_distances(p_model, dims);
+    SELECT percentile_disc(q) WITHIN GROUP (ORDER BY s.nn_distance) INTO radius
+    FROM drift.baseline_samples s WHERE s.model = p_model AND s.nn_distance IS NOT NULL;
+    SELECT avg((s.nn_distance > radius)::integer) INTO expected
+    FROM drift.baseline_samples s WHERE s.model = p_model AND s.nn_distance IS NOT NULL;
+
+    -- Units for the covariance traces: baseline buckets (rollups) when there are enough,
+    -- at most 2000 of them chosen by hashed time; else the sample rows (n = 1 each).
+    EXECUTE format('SELECT count(*) FROM (%s) x', drift.baseline_bucket_sql(p_model)) INTO buckets;
+    IF buckets >= 30 THEN
+        src := 'buckets';
+        units_sql := format('SELECT extract(epoch FROM bucket) AS ord, n, vec_sum FROM (%s) x
+            ORDER BY hashint8(extract(epoch FROM bucket)::bigint) LIMIT 2000', drift.baseline_bucket_sql(p_model));
+    ELSE
+        src := 'sample';
+        units_sql := format('SELECT id AS ord, 1::bigint AS n, embedding AS vec_sum FROM drift.baseline_samples WHERE model = %L',
+            p_model);
+    END IF;
+    -- w_j = sqrt(n_j) (mean_j - baseline mean): zero mean, covariance S when units are
+    -- independent. E|w|^2 = tr S; E (w_i.w_j)^2 = tr S^2 and
+    -- E (w_i.w_j)(w_j.w_k)(w_k.w_i) = tr S^3 for distinct units, whatever their distribution.
+    -- Units are numbered in time order and paired at far-apart offsets, so buckets next to
+    -- each other (which may share a burst of traffic) are never paired.
+    EXECUTE format($q$
+        WITH u AS (
+            SELECT (row_number() OVER (ORDER BY x.ord) - 1)::integer AS i, count(*) OVER ()::integer AS k,
+                drift.scale_vector(x.vec_sum, 1 / sqrt(x.n::float8))
+                  - drift.scale_vector(%1$L::vector, sqrt(x.n::float8) / %2$s) AS w
+            FROM (%3$s) x
+        ), offs AS (
+            SELECT DISTINCT 1 + (r * (max(u.k) / 2 - 1)) / 8 AS o FROM u, generate_series(1, 8) r GROUP BY r
+        ), pairs AS (
+            SELECT (a.w <#> b.w) ^ 2 AS p2
+            FROM u a CROSS JOIN offs JOIN u b ON b.i = (a.i + offs.o) %% a.k
+        ), triples AS (
+            SELECT -(a.w <#> b.w) * (b.w <#> c.w) * (c.w <#> a.w) AS p3
+            FROM u a CROSS JOIN offs
+            JOIN u b ON b.i = (a.i + offs.o) %% a.k
+            JOIN u c ON c.i = (a.i + 2 * offs.o) %% a.k
+            WHERE (2 * offs.o) %% a.k <> 0 AND offs.o %% a.k <> 0 AND (2 * offs.o) %% a.k <> offs.o %% a.k
+        )
+        SELECT (SELECT max(k) FROM u), (SELECT avg(-(w <#> w)) FROM u), (SELECT avg(p2) FROM pairs),
+            (SELECT avg(p3) FROM triples) $q$,
+        b.vec_sum, b.n, units_sql) INTO k, t1, t2, t3;
+    IF k IS NULL OR k < 3 OR t1 IS NULL OR t1 <= 0 OR t2 IS NULL OR t2 <= 0 THEN
+        RETURN NULL;
+    END IF;
+    -- Any covariance has tr2^2/tr1 <= tr3 <= tr2^1.5; clamp the noisy estimate into that range.
+    t3 := least(greatest(coalesce(t3, t2 * t2 / t1), t2 * t2 / t1), t2 ^ 1.5);
+
+    -- Overdispersion at the scale of the current window: block means vary more than
+    -- independent embeddings predict when traffic drifts within the baseline (hours, days).
+    EXECUTE format($q$
+        WITH blk AS (
+            SELECT floor(extract(epoch FROM x.bucket - %4$L::timestamptz) / %5$s)::bigint AS blk,
+                sum(x.n)::bigint AS n, sum(x.vec_sum) AS vec_sum
+            FROM (%3$s) x GROUP BY 1
+        ), w AS (
+            SELECT blk.n, drift.scale_vector(blk.vec_sum, 1 / sqrt(blk.n::float8))
+                - drift.scale_vector(%1$L::vector, sqrt(blk.n::float8) / %2$s) AS w
+            FROM blk WHERE blk.n::float8 < %2$s
+        )
+        SELECT count(*)::integer, avg(-(w.w <#> w.w) / (1 - w.n::float8 / %2$s)) / %6$s FROM w $q$,
+        b.vec_sum, b.n, drift.baseline_bucket_sql(p_model), lo, extract(epoch FROM win), t1) INTO nblocks, phi;
+    IF nblocks < 8 OR phi IS NULL THEN
+        nblocks := 0;
+        phi := 1;
+    END IF;
+
+    INSERT INTO drift.embedding_calibration (model, dims, units, unit_source, trace1, trace2, trace3, blocks,
+        dispersion, sample_n, novelty_radius, novelty_expected)
+    VALUES (p_model, dims, k, src, t1, t2, t3, nblocks, greatest(phi, 1), m_sample, radius, expected)
+    RETURNING * INTO result;
+    RETURN result;
+END $$;
+COMMENT ON FUNCTION drift.embedding_calibrate(text) IS 'Recomputes a model''s embedding calibration from its baseline: the bounded baseline sample with its HNSW index and leave-one-out distances, the covariance traces and the block overdispersion.';
+
+CREATE OR REPLACE FUNCTION drift.baselines_calibrate() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    PERFORM drift.embedding_calibrate(CASE WHEN TG_OP = 'DELETE' THEN OLD.model ELSE NEW.model END);
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION drift.baselines_calibrate() IS 'Recalibrates the embedding tests whenever a model''s embedding baseline is set or moved; removes the calibration, sample and index when it is deleted.';
+CREATE OR REPLACE TRIGGER baselines_calibrate AFTER INSERT OR UPDATE ON drift.baselines
+    FOR EACH ROW WHEN (NEW.kind = 'embedding') EXECUTE FUNCTION drift.baselines_calibrate();
+CREATE OR REPLACE TRIGGER baselines_uncalibrate AFTER DELETE ON drift.baselines
+    FOR EACH ROW WHEN (OLD.kind = 'embedding') EXECUTE FUNCTION drift.baselines_calibrate();
+
+-- ---------------------------------------------------------------------------------------------
+-- Novelty rate
+-- ---------------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION drift.novelty_buckets(p_model text, p_buckets timestamptz[])
+RETURNS TABLE (bucket timestamptz, n bigint, scored bigint, novel bigint)
+LANGUAGE plpgsql STABLE
+SET enable_sort = off  -- use the HNSW index: see drift.sample_nn_distances
+SET search_path = pg_catalog, public, extensions
+AS $$
+DECLARE
+    c drift.embedding_calibration;
+    width interval := drift.setting('bucket_width')::interval;
+    cap bigint := coalesce(drift.setting('novelty_per_bucket'), '200')::bigint;
+BEGIN
+    SELECT * INTO c FROM drift.embedding_calibration x WHERE x.model = p_model;
+    IF c.model IS NULL OR c.novelty_radius IS NULL OR cardinality(p_buckets) = 0 THEN
+        RETURN;
+    END IF;
+    -- The model's literal in the query lets the planner use its partial HNSW index; the
+    -- embeddings come from the (model, created_at) index, bounded by the buckets asked for.
+    -- Ids are picked first (small rows to sort), then only the picked embeddings are read.
+    RETURN QUERY EXECUTE format($q$
+        WITH ids AS (
+            SELECT e.id, drift.bucket_of(e.created_at, $2) AS bucket FROM drift.embeddings_log e
+            WHERE e.model = %1$L AND e.created_at >= (SELECT min(x) FROM unnest($1) x)
+              AND e.created_at < (SELECT max(x) FROM unnest($1) x) + $2
+              AND drift.bucket_of(e.created_at, $2) = ANY ($1)
+        ), pick AS (
+            SELECT ids.id, ids.bucket, count(*) OVER (PARTITION BY ids.bucket) AS n,
+                row_number() OVER (PARTITION BY ids.bucket ORDER BY hashint8(ids.id), ids.id) AS rank
+            FROM ids
+        )
+        SELECT p.bucket, max(p.n), count(*), count(*) FILTER (WHERE nn.d > $3)
+        FROM pick p
+        JOIN drift.embeddings_log e ON e.id = p.id
+        CROSS JOIN LATERAL (
+            SELECT s.embedding::vector(%2$s) <=> e.embedding::vector(%2$s) AS d
+            FROM drift.baseline_samples s WHERE s.model = %1$L
+            ORDER BY s.embedding::vector(%2$s) <=> e.embedding::vector(%2$s) LIMIT 1) nn
+        WHERE p.rank <= $4
+        GROUP BY p.bucket $q$, p_model, c.dims)
+    USING p_buckets, width, c.novelty_radius, cap;
+END $$;
+COMMENT ON FUNCTION drift.novelty_buckets(text, timestamptz[]) IS 'Per bucket: embeddings, embeddings searched (at most novelty_per_bucket, by hashed id) and novel ones (nearest baseline-sample neighbour beyond the radius, by HNSW search).';
+
+CREATE OR REPLACE FUNCTION drift.novelty_todo(p_model text, p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (bucket timestamptz, n bigint, cached_scored bigint, cached_novel bigint)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $$
+    -- Buckets of the window with their embedding count; the cached counts are NULL when the
+    -- bucket was never scored or has gained embeddings since.
+    SELECT r.bucket, r.n, c.scored, c.novel
+    FROM (
+        SELECT s.bucket, sum(s.n)::bigint AS n FROM (
+            SELECT x.bucket, x.n FROM drift.embedding_rollup x
+            WHERE x.model = p_model AND x.bucket >= p_from AND x.bucket < p_to
+            UNION ALL
+            SELECT d.bucket, d.n FROM drift.embedding_rollup_delta d
+            WHERE d.model = p_model AND d.bucket >= p_from AND d.bucket < p_to
+        ) s GROUP BY s.bucket
+    ) r
+    LEFT JOIN drift.novelty_rollup c ON c.model = p_model AND c.bucket = r.bucket AND c.n = r.n
+$$;
+COMMENT ON FUNCTION drift.novelty_todo(text, timestamptz, timestamptz) IS 'Buckets of a window with their embedding counts and cached novelty counts (NULL: to be scored).';
+
+CREATE OR REPLACE FUNCTION drift.novelty_window(p_model text, p_from timestamptz, p_to timestamptz,
+    OUT scored bigint, OUT novel bigint)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    todo timestamptz[];
+    live_scored bigint;
+    live_novel bigint;
+BEGIN
+    SELECT coalesce(sum(t.cached_scored), 0)::bigint, coalesce(sum(t.cached_novel), 0)::bigint,
+           array_agg(t.bucket) FILTER (WHERE t.cached_novel IS NULL)
+    INTO scored, novel, todo
+    FROM drift.novelty_todo(p_model, p_from, p_to) t;
+    IF todo IS NOT NULL THEN
+        SELECT coalesce(sum(l.scored), 0), coalesce(sum(l.novel), 0) INTO live_scored, live_novel
+        FROM drift.novelty_buckets(p_model, todo) l;
+        scored := scored + live_scored;
+        novel := novel + live_novel;
+    END IF;
+END $$;
+COMMENT ON FUNCTION drift.novelty_window(text, timestamptz, timestamptz) IS 'Embeddings searched and novel embeddings of a model in [from, to): cached buckets from drift.novelty_rollup, the rest searched now.';
+
+CREATE OR REPLACE FUNCTION drift.novelty_score(p_model text, p_from timestamptz, p_to timestamptz) RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    todo timestamptz[];
+    k integer;
+BEGIN
+    SELECT array_agg(t.bucket) INTO todo FROM drift.novelty_todo(p_model, p_from, p_to) t WHERE t.cached_novel IS NULL;
+    IF todo IS NULL THEN
+        RETURN 0;
+    END IF;
+    INSERT INTO drift.novelty_rollup AS c (model, bucket, n, scored, novel)
+    SELECT p_model, l.bucket, l.n, l.scored, l.novel FROM drift.novelty_buckets(p_model, todo) l
+    ON CONFLICT (model, bucket) DO UPDATE SET n = excluded.n, scored = excluded.scored, novel = excluded.novel;
+    GET DIAGNOSTICS k = ROW_COUNT;
+    RETURN k;
+END $$;
+COMMENT ON FUNCTION drift.novelty_score(text, timestamptz, timestamptz) IS 'Scores the not yet (or no longer) cached buckets of a window into drift.novelty_rollup; returns the buckets written.';
+
+
+-- repeatable 60_reports.sql
+
+-- Drift reports at any time (drift.drift_report(as_of)) and now (the drift views). Every row is
+-- a drift.report_row; its columns are documented once, on the type, and copied to the views.
+
+-- ---------------------------------------------------------------------------------------------
+-- Drift reports (any time) and views (now)
+-- ---------------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION drift.report_config(p_as_of timestamptz,
+    OUT window_start timestamptz, OUT window_end timestamptz, OUT min_samples bigint, OUT alpha double precision)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT e - drift.setting('current_window')::interval, e,
+           drift.setting('min_samples')::bigint, drift.setting('alpha')::float8
+    FROM (SELECT drift.bucket_of(p_as_of, drift.setting('bucket_width')::interval) AS e) x
+$$;
+COMMENT ON FUNCTION drift.report_config(timestamptz) IS 'The current window (whole buckets before as_of), min_samples and alpha used by the drift reports.';
+
+CREATE OR REPLACE FUNCTION drift.embedding_report(p_as_of timestamptz DEFAULT now(), p_models text[] DEFAULT NULL)
+RETURNS SETOF drift.report_row
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, public, extensions
+AS $$
+    WITH cfg AS (
+        SELECT c.*, drift.setting('embedding_drift_threshold')::float8 AS thr,
+            drift.setting('embedding_distance_floor')::float8 AS floor, drift.look_alpha() AS look
+        FROM drift.report_config(p_as_of) c
+    ), cur AS (
+        SELECT m.model, w.n, w.vec_sum, b.n AS nb, b.vec_sum AS vb, cal AS cal
+        FROM drift.models m
+        CROSS JOIN cfg
+        CROSS JOIN LATERAL drift.embedding_window(m.model, cfg.window_start, cfg.window_end) w
+        LEFT JOIN drift.baselines b ON b.model = m.model AND b.kind = 'embedding'
+        LEFT JOIN drift.embedding_calibration cal ON cal.model = m.model
+        WHERE m.embedding_dims IS NOT NULL AND (p_models IS NULL OR m.model = ANY (p_models))
+    ), mean_rows AS (
+        SELECT cur.model, cur.n, cur.nb, cur.cal,
+            CASE WHEN cur.n > 0 AND cur.nb > 0 THEN (cur.vec_sum <=> cur.vb) END AS dist, t.*
+        FROM cur
+        LEFT JOIN LATERAL drift.embedding_mean_test(cur.n, cur.vec_sum, cur.nb, cur.vb, cur.cal) t ON true
+    ), novelty_rows AS (
+        -- Without a calibration (no baseline yet) the row is still there, with its count.
+        SELECT cur.model, cur.nb, cur.cal, cur.n, nw.scored, nw.novel,
+            CASE WHEN nw.scored > 0 THEN nw.novel::float8 / nw.scored END AS rate,
+            round((cur.cal).novelty_expected * (cur.cal).sample_n)::bigint AS novel_base
+        FROM cur CROSS JOIN cfg
+        LEFT JOIN LATERAL drift.novelty_window(cur.model, cfg.window_start, cfg.window_end) nw
+            ON (cur.cal).novelty_radius IS NOT NULL
+    )
+    SELECT s.model, 'embedding', 'centroid_distance', s.dist, cfg.thr, s.p_value, s.n, coalesce(s.nb, 0),
+        coalesce(s.n >= cfg.min_samples AND s.nb >= cfg.min_samples AND s.p_value < cfg.look
+                 AND s.dist >= cfg.floor, false),
+        cfg.window_start, cfg.window_end, s.dist, 0::float8,
+        jsonb_build_object('test', 'mean shift, three-moment chi-square calibrated on baseline buckets',
+            'statistic', s.statistic, 'expected_statistic', s.expected, 'dof', s.dof,
+            'effect_size', s.effect_size, 'effect_size_kind', 'mean shift / baseline RMS spread',
+            'dispersion', (s.cal).dispersion, 'calibration_units', (s.cal).units,
+            'alpha', cfg.alpha, 'look_alpha', cfg.look, 'distance_floor', cfg.floor,
+            'seed_rule_drifted', coalesce(s.dist > cfg.thr, false), 'min_samples', cfg.min_samples)
+    FROM mean_rows s CROSS JOIN cfg
+    UNION ALL
+    SELECT v.model, 'embedding', 'novelty_rate', v.rate, (v.cal).novelty_expected,
+        drift.rate_increase_p(v.novel, v.scored, v.novel_base, (v.cal).sample_n), v.n, coalesce(v.nb, 0),
+        coalesce(v.scored >= cfg.min_samples AND v.rate > (v.cal).novelty_expected
+                 AND drift.rate_increase_p(v.novel, v.scored, v.novel_base, (v.cal).sample_n) < cfg.look, false),
+        cfg.window_start, cfg.window_end, v.rate, (v.cal).novelty_expected,
+        jsonb_build_object('test', 'nearest-neighbour novelty vs baseline sample, arcsine two-sample (one-sided)',
+            'effect_size', v.rate - (v.cal).novelty_expected, 'effect_size_kind', 'excess novelty rate',
+            'scored_current', v.scored, 'novel_current', v.novel, 'sample_n', (v.cal).sample_n,
+            'radius', (v.cal).novelty_radius, 'alpha', cfg.alpha, 'look_alpha', cfg.look,
+            'min_samples', cfg.min_samples)
+    FROM novelty_rows v CROSS JOIN cfg
+$$;
+COMMENT ON FUNCTION drift.embedding_report(timestamptz, text[]) IS 'Embedding drift of each model at as_of: centroid_distance (score = centroid cosine distance; p-value of the calibrated mean-shift test from rollups) and novelty_rate (share of embeddings far from every baseline-sample point; binomial-type test against the baseline''s own rate).';
+
+CREATE OR REPLACE FUNCTION drift.behavior_report(p_as_of timestamptz DEFAULT now(), p_models text[] DEFAULT NULL)
+RETURNS SETOF drift.report_row
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $$
+    WITH cfg AS (SELECT c.*, drift.look_alpha() AS look FROM drift.report_config(p_as_of) c),
+    cur AS (
+        SELECT m.model, w AS c, b
+        FROM drift.models m
+        CROSS JOIN cfg
+        CROSS JOIN LATERAL drift.interaction_window(m.model, cfg.window_start, cfg.window_end) w
+        LEFT JOIN drift.baselines b ON b.model = m.model AND b.kind = 'behavior'
+        WHERE m.interactions_seen AND (p_models IS NULL OR m.model = ANY (p_models))
+    ), metrics AS (
+        SELECT cur.model, x.*, x.n_base >= cfg.min_samples AS vs_base,
+            -- Against the baseline when it has enough data, else against the absolute threshold.
+            CASE WHEN x.n_base >= cfg.min_samples THEN drift.rate_increase_p(x.x_cur, x.n_cur, x.x_base, x.n_base)
+                 ELSE drift.proportion_above_p(x.x_cur, x.n_cur, x.thr) END AS p
+        FROM cur CROSS JOIN cfg
+        CROSS JOIN LATERAL (VALUES
+            ('refusal_rate', (cur.c).refusals, (cur.c).refusal_known, coalesce((cur.b).refusals, 0),
+                coalesce((cur.b).refusal_known, 0), drift.setting('refusal_rate_threshold')::float8),
+            ('toxicity_rate', (cur.c).toxic, (cur.c).toxicity_scored, coalesce((cur.b).toxic, 0),
+                coalesce((cur.b).toxicity_scored, 0), drift.setting('toxicity_rate_threshold')::float8)
+        ) AS x(metric, x_cur, n_cur, x_base, n_base, thr)
+    )
+    SELECT mt.model, 'behavior', mt.metric,
+        CASE WHEN mt.n_cur > 0 THEN mt.x_cur::float8 / mt.n_cur END, mt.thr, mt.p, mt.n_cur, mt.n_base,
+        -- Both: the rate is above the seed's absolute threshold, and its rise is significant
+        -- at the per-evaluation level.
+        coalesce(mt.n_cur >= cfg.min_samples AND mt.x_cur::float8 / mt.n_cur > mt.thr AND mt.p < cfg.look, false),
+        cfg.window_start, cfg.window_end,
+        CASE WHEN mt.n_cur > 0 THEN mt.x_cur::float8 / mt.n_cur END,
+        CASE WHEN mt.n_base > 0 THEN mt.x_base::float8 / mt.n_base END,
+        jsonb_build_object(
+            'test', CASE WHEN mt.vs_base THEN 'arcsine two-sample (one-sided) vs baseline'
+                         ELSE 'one-sample z (one-sided) vs threshold' END,
+            'effect_size', CASE WHEN mt.n_cur > 0 THEN drift.cohens_h(mt.x_cur::float8 / mt.n_cur,
+                CASE WHEN mt.vs_base THEN mt.x_base::float8 / mt.n_base ELSE mt.thr END) END,
+            'effect_size_kind', 'Cohen''s h',
+            'ci_low', wi.low, 'ci_high', wi.high, 'ci_level', 1 - cfg.alpha,
+            'alpha', cfg.alpha, 'look_alpha', cfg.look, 'min_samples', cfg.min_samples,
+            'count_current', mt.x_cur, 'count_baseline', mt.x_base)
+    FROM metrics mt CROSS JOIN cfg
+    LEFT JOIN LATERAL drift.wilson_interval(mt.x_cur, mt.n_cur, 1 - cfg.alpha) wi ON true
+$$;
+COMMENT ON FUNCTION drift.behavior_report(timestamptz, text[]) IS 'Behavior drift of each model at as_of: refusal and toxicity rates (score) above the absolute thresholds and significantly above the baseline (arcsine test at the per-evaluation level), with Wilson intervals.';
+
+CREATE OR REPLACE FUNCTION drift.accuracy_report(p_as_of timestamptz DEFAULT now(), p_models text[] DEFAULT NULL)
+RETURNS SETOF drift.report_row
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $$
+    WITH cfg AS (
+        SELECT c.*, drift.setting('accuracy_drop_threshold')::float8 AS thr, drift.look_alpha() AS look
+        FROM drift.report_config(p_as_of) c
+    ), cur AS (
+        SELECT m.model, w.quality_n AS n_cur, w.quality_ok AS ok_cur, w.labelled,
+            coalesce(b.quality_n, 0) AS n_base, coalesce(b.quality_ok, 0) AS ok_base
+        FROM drift.models m
+        CROSS JOIN cfg
+        CROSS JOIN LATERAL drift.interaction_window(m.model, cfg.window_start, cfg.window_end) w
+        LEFT JOIN drift.baselines b ON b.model = m.model AND b.kind = 'accuracy'
+        WHERE m.interactions_seen AND (p_models IS NULL OR m.model = ANY (p_models))
+    ), scored AS (
+        SELECT cur.*,
+            CASE WHEN n_cur > 0 THEN ok_cur::float8 / n_cur END AS acc,
+            CASE WHEN n_base > 0 THEN ok_base::float8 / n_base END AS acc_base,
+            -- Errors are the complement: a drop in accuracy is a rise in the error rate.
+            drift.rate_increase_p(n_cur - ok_cur, n_cur, n_base - ok_base, n_base) AS p
+        FROM cur
+    )
+    SELECT s.model, 'accuracy', 'accuracy', s.acc_base - s.acc, cfg.thr, s.p, s.n_cur, s.n_base,
+        coalesce(s.n_cur >= cfg.min_samples AND s.n_base >= cfg.min_samples AND s.acc_base - s.acc > cfg.thr
+                 AND s.p < cfg.look, false),
+        cfg.window_start, cfg.window_end, s.acc, s.acc_base,
+        jsonb_build_object('test', 'arcsine two-sample (one-sided) on the error rate vs baseline',
+            'effect_size', drift.cohens_h(1 - s.acc, 1 - s.acc_base), 'effect_size_kind', 'Cohen''s h of the error rate',
+            'ci_low', wi.low, 'ci_high', wi.high, 'ci_level', 1 - cfg.alpha,
+            'alpha', cfg.alpha, 'look_alpha', cfg.look,
+            'min_samples', cfg.min_samples, 'labelled_current', s.labelled,
+            'window_time', 'interaction time (late labels count in their interaction''s window)')
+    FROM scored s CROSS JOIN cfg
+    LEFT JOIN LATERAL drift.wilson_interval(s.ok_cur, s.n_cur, 1 - cfg.alpha) wi ON true
+$$;
+COMMENT ON FUNCTION drift.accuracy_report(timestamptz, text[]) IS 'Accuracy drift of each model at as_of: accuracy from labels (feedback where unlabelled) by interaction time, score = drop below the baseline accuracy; drifted when the drop exceeds the threshold and the error-rate rise is significant at the per-evaluation level.';
+
+CREATE OR REPLACE FUNCTION drift.drift_report(p_as_of timestamptz DEFAULT now(), p_models text[] DEFAULT NULL)
+RETURNS SETOF drift.report_row
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT * FROM drift.embedding_report(p_as_of, p_models)
+    UNION ALL SELECT * FROM drift.behavior_report(p_as_of, p_models)
+    UNION ALL SELECT * FROM drift.accuracy_report(p_as_of, p_models)
+$$;
+COMMENT ON FUNCTION drift.drift_report(timestamptz, text[]) IS 'All drift metrics of all (or the given) models at any time as_of; the drift views are this at now().';
+
+CREATE OR REPLACE VIEW drift.embedding_drift AS SELECT * FROM drift.embedding_report(now(), NULL);
+CREATE OR REPLACE VIEW drift.behavior_drift AS SELECT * FROM drift.behavior_report(now(), NULL);
+CREATE OR REPLACE VIEW drift.accuracy_drift AS SELECT * FROM drift.accuracy_report(now(), NULL);
+CREATE OR REPLACE VIEW drift.drift_status AS
+    SELECT * FROM drift.embedding_drift
+    UNION ALL SELECT * FROM drift.behavior_drift
+    UNION ALL SELECT * FROM drift.accuracy_drift;
+COMMENT ON VIEW drift.embedding_drift IS 'Embedding drift now: centroid_distance and novelty_rate per model.';
+COMMENT ON VIEW drift.behavior_drift IS 'Behavior drift now: refusal_rate and toxicity_rate per model.';
+COMMENT ON VIEW drift.accuracy_drift IS 'Accuracy drift now: accuracy per model (score = drop below baseline).';
+COMMENT ON VIEW drift.drift_status IS 'Every drift metric of every model now: the union of the three drift views.';
+
+COMMENT ON COLUMN drift.report_row.model IS 'Model name.';
+COMMENT ON COLUMN drift.report_row.kind IS 'embedding, behavior or accuracy.';
+COMMENT ON COLUMN drift.report_row.metric IS 'centroid_distance, novelty_rate, refusal_rate, toxicity_rate or accuracy.';
+COMMENT ON COLUMN drift.report_row.score IS 'The metric''s score compared with threshold: centroid cosine distance, rate, or accuracy drop.';
+COMMENT ON COLUMN drift.report_row.threshold IS 'The threshold from drift.settings.';
+COMMENT ON COLUMN drift.report_row.p_value IS 'p-value of the calibrated statistical test of this window (see details.test).';
+COMMENT ON COLUMN drift.report_row.n_current IS 'Samples in the current window.';
+COMMENT ON COLUMN drift.report_row.n_baseline IS 'Samples in the baseline window.';
+COMMENT ON COLUMN drift.report_row.drifted IS 'true when enough samples, p_value below the per-evaluation level details.look_alpha (at most one false event per false_alarm_interval) and the score past its threshold (rates, accuracy drop) or floor (centroid distance).';
+COMMENT ON COLUMN drift.report_row.window_start IS 'Start of the current window.';
+COMMENT ON COLUMN drift.report_row.window_end IS 'End of the current window (exclusive).';
+COMMENT ON COLUMN drift.report_row.value IS 'Current value of the metric (distance, rate or accuracy).';
+COMMENT ON COLUMN drift.report_row.baseline_value IS 'Baseline value of the metric.';
+COMMENT ON COLUMN drift.report_row.details IS 'Test name, statistic, effect_size, intervals, alpha, look_alpha, min_samples and counts.';
+
+-- The views show the same columns: copy the type's column comments onto each of them.
+DO $$
+DECLARE
+    v text;
+    c record;
+BEGIN
+    FOREACH v IN ARRAY ARRAY['embedding_drift', 'behavior_drift', 'accuracy_drift', 'drift_status'] LOOP
+        FOR c IN SELECT a.attname, col_description(a.attrelid, a.attnum) AS doc FROM pg_attribute a
+                 WHERE a.attrelid = 'drift.report_row'::regclass AND a.attnum > 0 AND NOT a.attisdropped LOOP
+            EXECUTE format('COMMENT ON COLUMN drift.%I.%I IS %L', v, c.attname, c.doc);
+        END LOOP;
+    END LOOP;
+END $$;
+
+
+-- repeatable 70_evaluate.sql
+
+-- Evaluate: turn drifted report rows into drift_events, from drift.evaluate() or from the log
+-- triggers (at most once per evaluate_interval per model).
+
+CREATE OR REPLACE FUNCTION drift.evaluate_due(p_models text[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    due text[];
+    every interval := coalesce(drift.setting('evaluate_interval'), '1 minute')::interval;
+BEGIN
+    IF every <= interval '0' THEN
+        RETURN;
+    END IF;
+    -- SKIP LOCKED: a concurrent writer already evaluating this model is enough; never wait.
+    WITH claimed AS (
+        SELECT m.model FROM drift.models m
+        WHERE m.model = ANY (p_models) AND m.auto_evaluate AND m.next_evaluation_at <= clock_timestamp()
+        FOR UPDATE SKIP LOCKED
+    ), stamped AS (
+        UPDATE drift.models m SET next_evaluation_at = clock_timestamp() + every
+        FROM claimed WHERE m.model = claimed.model
+        RETURNING m.model
+    )
+    SELECT array_agg(stamped.model) INTO due FROM stamped;
+    IF due IS NOT NULL THEN
+        -- A failing evaluation must never make the application's insert fail.
+        BEGIN
+            PERFORM drift.evaluate_models(now(), due);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'driftloop: evaluation of % failed: %', due, SQLERRM;
+        END;
+    END IF;
+END $$;
+COMMENT ON FUNCTION drift.evaluate_due(text[]) IS 'Called by the log triggers: evaluates the given models at now() if their evaluate_interval has passed, at most once per interval, without ever waiting on another writer.';
+
+CREATE OR REPLACE FUNCTION drift.evaluate_models(p_as_of timestamptz, p_models text[]) RETURNS SETOF drift.drift_events
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    cooldown interval := drift.setting('cooldown')::interval;
+BEGIN
+    PERFORM drift.ensure_auto_baselines(p_as_of, p_models);
+    -- Advance the evaluation clock; a row another transaction holds is skipped, never waited for.
+    UPDATE drift.models m SET last_evaluated_as_of = greatest(m.last_evaluated_as_of, p_as_of)
+    WHERE m.model IN (
+        SELECT l.model FROM drift.models l
+        WHERE (p_models IS NULL OR l.model = ANY (p_models))
+          AND (l.last_evaluated_as_of IS NULL OR l.last_evaluated_as_of < p_as_of)
+        FOR UPDATE SKIP LOCKED);
+    PERFORM drift.prepare_report(p_as_of, p_models);
+    RETURN QUERY
+    WITH raised AS (
+        INSERT INTO drift.drift_events AS e (model, kind, metric, score, threshold, p_value, window_start,
+            window_end, details)
+        SELECT r.model, r.kind, r.metric, r.score, r.threshold, r.p_value, r.window_start, r.window_end,
+            r.details || jsonb_build_object('value', r.value, 'baseline_value', r.baseline_value,
+                'n_current', r.n_current, 'n_baseline', r.n_baseline, 'as_of', p_as_of)
+        FROM drift.drift_report(p_as_of, p_models) r
+        WHERE r.drifted
+          AND NOT EXISTS (
+              SELECT 1 FROM drift.drift_events c
+              WHERE c.model = r.model AND c.kind = r.kind AND c.metric = r.metric
+                AND c.closed_as_of IS NOT NULL AND c.closed_as_of > p_as_of - cooldown)
+        ORDER BY r.model, r.kind, r.metric
+        ON CONFLICT (model, kind, metric) WHERE status IN ('pending', 'running') DO NOTHING
+        RETURNING e.*
+    )
+    SELECT * FROM raised;
+END $$;
+COMMENT ON FUNCTION drift.evaluate_models(timestamptz, text[]) IS 'Evaluates the given models (NULL: all) at as_of and inserts events for new drifts: none while an event for the same model and metric is open, none within the cooldown after one closed.';
+
+CREATE OR REPLACE FUNCTION drift.evaluate(as_of timestamptz DEFAULT now()) RETURNS SETOF drift.drift_events
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    PERFORM drift.compact_rollups();
+    RETURN QUERY SELECT * FROM drift.evaluate_models(as_of, NULL);
+END $$;
+COMMENT ON FUNCTION drift.evaluate(timestamptz) IS 'Compacts the rollups, compares every model''s current window [as_of - current_window, as_of) with its baseline, inserts and returns the new drift events (each notified on channel drift_events).';
+
+CREATE OR REPLACE FUNCTION drift.prepare_report(p_as_of timestamptz, p_models text[]) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    cfg record := drift.report_config(p_as_of);
+    m record;
+BEGIN
+    -- Score and cache the window's novelty before the report reads it, so each embedding is
+    -- searched once (a bucket that gained rows since is scored again), not at every read.
+    FOR m IN
+        SELECT c.model FROM drift.embedding_calibration c
+        WHERE p_models IS NULL OR c.model = ANY (p_models)
+    LOOP
+        PERFORM drift.novelty_score(m.model, cfg.window_start, cfg.window_end);
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION drift.prepare_report(timestamptz, text[]) IS 'Called by drift.evaluate_models before it reads the report: caches the novelty counts of each calibrated model''s current window.';
+
+
+-- repeatable 80_queue.sql
+
+-- The drift_events queue: every state transition the worker makes is one function here, and
+-- each write after the claim goes through drift.hold_event, the one ownership check
+-- (claimed_by = this worker AND status = 'running'). States: pending -> running (claim) ->
+-- resolved | pending (retry after backoff) | failed (dead letter); a running event whose
+-- lease expired may be claimed again by any worker.
+
+CREATE OR REPLACE FUNCTION drift.hold_event(p_event_id bigint, p_worker text) RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog
+AS $$
+    SELECT e.id FROM drift.drift_events e
+    WHERE e.id = p_event_id AND e.claimed_by = p_worker AND e.status = 'running'
+    FOR NO KEY UPDATE
+$$;
+COMMENT ON FUNCTION drift.hold_event(bigint, text) IS 'The event id while p_worker still holds the event (row locked until the transaction ends), else NULL: the ownership check of every write after a claim.';
+
+CREATE OR REPLACE FUNCTION drift.claim_events(p_worker text, p_limit integer, p_lease_s double precision,
+    p_models text[] DEFAULT NULL)
+RETURNS TABLE (id bigint, created_at timestamptz, model text, kind text, metric text, score double precision,
+    threshold double precision, p_value double precision, window_start timestamptz, window_end timestamptz,
+    details jsonb, attempts integer, max_attempts integer, age_s double precision)
+LANGUAGE sql
+SET search_path = pg_catalog
+AS $$
+    -- One statement: pending events whose backoff has passed and running ones whose holder let
+    -- the lease expire (it crashed or hung). The attempt is counted here, so a worker that dies
+    -- mid-action still uses one up.
+    WITH claimable AS (
+        SELECT c.id FROM drift.drift_events c
+        WHERE ((c.status = 'pending' AND c.run_after <= now())
+            OR (c.status = 'running' AND c.lease_expires_at < now()))
+          AND (p_models IS NULL OR c.model = ANY (p_models))
+        ORDER BY c.run_after, c.id
+        LIMIT p_limit
+        FOR NO KEY UPDATE SKIP LOCKED
+    )
+    UPDATE drift.drift_events AS e
+    SET status = 'running', attempts = e.attempts + 1, claimed_by = p_worker, claimed_at = now(),
+        lease_expires_at = now() + make_interval(secs => p_lease_s)
+    FROM claimable
+    WHERE e.id = claimable.id
+    RETURNING e.id, e.created_at, e.model, e.kind, e.metric, e.score, e.threshold, e.p_value,
+        e.window_start, e.window_end, e.details, e.attempts, e.max_attempts,
+        extract(epoch FROM clock_timestamp() - e.created_at)::float8
+$$;
+COMMENT ON FUNCTION drift.claim_events(text, integer, double precision, text[]) IS 'Claims up to p_limit due events (pending past their backoff, or running past their lease) for p_worker with a lease of p_lease_s seconds, skipping rows other workers hold (SKIP LOCKED); NULL p_models: every model.';
+
+CREATE OR REPLACE FUNCTION drift.extend_leases(p_worker text, p_ids bigint[], p_lease_s double precision)
+RETURNS SETOF bigint
+LANGUAGE sql
+SET search_path = pg_catalog
+AS $$
+    UPDATE drift.drift_events e SET lease_expires_at = now() + make_interval(secs => p_lease_s)
+    WHERE e.id IN (SELECT drift.hold_event(x, p_worker) FROM unnest(p_ids) x)
+    RETURNING e.id
+$$;
+COMMENT ON FUNCTION drift.extend_leases(text, bigint[], double precision) IS 'Extends the leases of the events p_worker still holds; returns their ids (a missing id was lost to another worker).';
+
+CREATE OR REPLACE FUNCTION drift.start_run(p_event_id bigint, p_worker text, p_action text, p_action_type text)
+RETURNS bigint
+LANGUAGE sql
+SET search_path = pg_catalog
+AS $$
+    INSERT INTO drift.action_runs (event_id, action, action_type, attempt, worker)
+    SELECT e.id, p_action, p_action_type, e.attempts, p_worker
+    FROM drift.drift_events e WHERE e.id = (SELECT drift.hold_event(p_event_id, p_worker))
+    RETURNING id
+$$;
+COMMENT ON FUNCTION drift.start_run(bigint, text, text, text) IS 'Records the start of an action run for an event p_worker holds; returns the run id (NULL: the event is no longer held).';
+
+CREATE OR REPLACE FUNCTION drift.finish_run(p_event_id bigint, p_worker text, p_run_id bigint, p_outcome text,
+    p_output jsonb, p_error text)
+RETURNS text
+LANGUAGE sql
+SET search_path = pg_catalog
+AS $$
+    -- The result counts only while the claim is still ours; otherwise the run is lease_lost.
+    UPDATE drift.action_runs
+    SET outcome = CASE WHEN (SELECT drift.hold_event(p_event_id, p_worker)) IS NOT NULL THEN p_outcome ELSE 'lease_lost' END,
+        finished_at = clock_timestamp(), output = p_output, error = p_error
+    WHERE id = p_run_id AND outcome = 'running'
+    RETURNING outcome
+$$;
+COMMENT ON FUNCTION drift.finish_run(bigint, text, bigint, text, jsonb, text) IS 'Records the outcome of a running action run; returns the outcome stored (lease_lost when p_worker no longer holds the event, NULL when the run was not running).';
+
+CREATE OR REPLACE FUNCTION drift.abandon_stale_runs(p_event_id bigint, p_worker text) RETURNS integer
+LANGUAGE sql
+SET search_path = pg_catalog
+AS $$
+    -- A run left running by another worker means that worker lost the event (it died).
+    WITH marked AS (
+        UPDATE drift.action_runs
+        SET outcome = 'abandoned', finished_at = clock_timestamp(),
+            error = 'worker ' || worker || ' lost its claim; taken over by ' || p_worker
+        WHERE event_id = p_event_id AND outcome = 'running' AND worker <> p_worker
+        RETURNING 1
+    )
+    SELECT count(*)::integer FROM marked
+$$;
+COMMENT ON FUNCTION drift.abandon_stale_runs(bigint, text) IS 'Marks the runs other workers left running on an event p_worker took over as abandoned; returns how many.';
+
+CREATE OR REPLACE FUNCTION drift.resolve_event(p_event_id bigint, p_worker text, p_resolution jsonb) RETURNS boolean
+LANGUAGE sql
+SET search_path = pg_catalog
+AS $$
+    WITH done AS (
+        UPDATE drift.drift_events
+        SET status = 'resolved', resolution = p_resolution, claimed_by = NULL, lease_expires_at = NULL
+        WHERE id = (SELECT drift.hold_event(p_event_id, p_worker))
+        RETURNING 1
+    )
+    SELECT EXISTS (SELECT 1 FROM done)
+$$;
+COMMENT ON FUNCTION drift.resolve_event(bigint, text, jsonb) IS 'running -> resolved, with what the worker did; false when p_worker no longer holds the event.';
+
+CREATE OR REPLACE FUNCTION drift.fail_attempt(p_event_id bigint, p_worker text, p_error text, p_delay_s double precision,
+    p_permanent boolean, p_resolution jsonb)
+RETURNS text
+LANGUAGE sql
+SET search_path = pg_catalog
+AS $$
+    -- Back to pending after a backoff, or failed (the dead letter) when attempts are used up
+    -- or the error is permanent.
+    UPDATE drift.drift_events
+    SET status = CASE WHEN p_permanent OR attempts >= max_attempts THEN 'failed' ELSE 'pending' END,
+        run_after = now() + make_interval(secs => p_delay_s), last_error = p_error, resolution = p_resolution,
+        claimed_by = NULL, lease_expires_at = NULL
+    WHERE id = (SELECT drift.hold_event(p_event_id, p_worker))
+    RETURNING status
+$$;
+COMMENT ON FUNCTION drift.fail_attempt(bigint, text, text, double precision, boolean, jsonb) IS 'running -> pending after p_delay_s (a retry with backoff) or -> failed when attempts are used up or the error is permanent; returns the new status (NULL when p_worker no longer holds the event).';
+
+CREATE OR REPLACE FUNCTION drift.release_events(p_worker text, p_ids bigint[]) RETURNS SETOF bigint
+LANGUAGE sql
+SET search_path = pg_catalog
+AS $$
+    -- A stopping worker gives its unfinished events back; the interrupted attempt is not counted.
+    UPDATE drift.action_runs
+    SET outcome = 'released', finished_at = clock_timestamp(), error = 'the worker shut down before the action finished'
+    WHERE event_id = ANY (p_ids) AND worker = p_worker AND outcome = 'running';
+    UPDATE drift.drift_events
+    SET status = 'pending', attempts = greatest(attempts - 1, 0), run_after = now(),
+        claimed_by = NULL, lease_expires_at = NULL
+    WHERE id IN (SELECT drift.hold_event(x, p_worker) FROM unnest(p_ids) x)
+    RETURNING id
+$$;
+COMMENT ON FUNCTION drift.release_events(text, bigint[]) IS 'running -> pending for the events p_worker holds (it is shutting down), their running action runs marked released; returns the ids released.';
+
+CREATE OR REPLACE FUNCTION drift.retry_event(p_event_id bigint) RETURNS boolean
+LANGUAGE sql
+SET search_path = pg_catalog
+AS $$
+    -- failed (or backing off) -> pending now, with a fresh set of attempts.
+    WITH queued AS (
+        UPDATE drift.drift_events
+        SET status = 'pending', attempts = 0, run_after = now(), claimed_by = NULL, lease_expires_at = NULL
+        WHERE id = p_event_id AND status IN ('failed', 'pending')
+        RETURNING 1
+    )
+    SELECT EXISTS (SELECT 1 FROM queued)
+$$;
+COMMENT ON FUNCTION drift.retry_event(bigint) IS 'Re-queues a failed (or backing-off pending) event to run now with fresh attempts; false when it is running or resolved.';
+
+CREATE OR REPLACE FUNCTION drift.drift_events_notify() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    PERFORM pg_notify('drift_events', n.id::text) FROM new_events n ORDER BY n.id;
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION drift.drift_events_notify() IS 'Notifies channel drift_events with the id of every new event (delivered at commit).';
+CREATE OR REPLACE TRIGGER drift_events_notify AFTER INSERT ON drift.drift_events
+    REFERENCING NEW TABLE AS new_events FOR EACH STATEMENT EXECUTE FUNCTION drift.drift_events_notify();
+
+CREATE OR REPLACE FUNCTION drift.drift_events_stamp_close() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF NEW.status IN ('resolved', 'failed') AND OLD.status NOT IN ('resolved', 'failed') THEN
+        NEW.closed_at := now();
+        NEW.closed_as_of := coalesce(
+            (SELECT greatest(m.last_evaluated_as_of, NEW.window_end) FROM drift.models m WHERE m.model = NEW.model),
+            NEW.window_end, now());
+    ELSIF NEW.status IN ('pending', 'running') THEN
+        NEW.closed_at := NULL;
+        NEW.closed_as_of := NULL;
+    END IF;
+    RETURN NEW;
+END $$;
+COMMENT ON FUNCTION drift.drift_events_stamp_close() IS 'Stamps closed_at and closed_as_of when an event is resolved or failed; clears them when it is re-queued.';
+CREATE OR REPLACE TRIGGER drift_events_stamp_close BEFORE UPDATE OF status ON drift.drift_events
+    FOR EACH ROW EXECUTE FUNCTION drift.drift_events_stamp_close();
+
+CREATE OR REPLACE FUNCTION drift.active_prompt(p_model text) RETURNS text
+LANGUAGE sql STABLE AS $$
+    SELECT prompt FROM drift.prompt_versions WHERE model = p_model AND active
+$$;
+COMMENT ON FUNCTION drift.active_prompt(text) IS
+    'The active system prompt of a model (NULL when it has none): the one query apps run before calling their LLM.';
+
+CREATE OR REPLACE FUNCTION drift.activate_prompt(
+    p_model text, p_prompt text, p_event_id bigint DEFAULT NULL,
+    p_created_by text DEFAULT NULL, p_reason text DEFAULT NULL
+) RETURNS drift.prompt_versions
+LANGUAGE plpgsql AS $$
+DECLARE
+    result drift.prompt_versions;
+BEGIN
+    -- Serialise version numbering per model.
+    PERFORM pg_advisory_xact_lock(hashtext('drift.prompt_versions'), hashtext(p_model));
+    IF p_event_id IS NOT NULL THEN
+        SELECT * INTO result FROM drift.prompt_versions WHERE model = p_model AND event_id = p_event_id;
+        IF FOUND THEN
+            RETURN result;  -- this event already produced its version: running twice does no harm
+        END IF;
+    END IF;
+    UPDATE drift.prompt_versions SET active = false WHERE model = p_model AND active;
+    INSERT INTO drift.prompt_versions (model, version, prompt, active, created_by, reason, event_id)
+    SELECT p_model, coalesce(max(version), 0) + 1, p_prompt, true, p_created_by, p_reason, p_event_id
+    FROM drift.prompt_versions WHERE model = p_model
+    RETURNING * INTO result;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION drift.activate_prompt(text, text, bigint, text, text) IS
+    'Adds a new prompt version for the model and makes it the active one (previous versions are kept). With an event id it is idempotent: the version that event created is returned.';
+
+CREATE OR REPLACE FUNCTION drift.rollback_prompt(p_model text) RETURNS drift.prompt_versions
+LANGUAGE plpgsql AS $$
+DECLARE
+    current_version integer;
+    result drift.prompt_versions;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('drift.prompt_versions'), hashtext(p_model));
+    SELECT version INTO current_version FROM drift.prompt_versions WHERE model = p_model AND active;
+    IF current_version IS NULL THEN
+        RAISE EXCEPTION 'model % has no active prompt to roll back', p_model USING ERRCODE = 'no_data_found';
+    END IF;
+    SELECT * INTO result FROM drift.prompt_versions
+    WHERE model = p_model AND version < current_version ORDER BY version DESC LIMIT 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'model % has no prompt version before version %', p_model, current_version
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    UPDATE drift.prompt_versions SET active = false WHERE model = p_model AND active;
+    UPDATE drift.prompt_versions SET active = true WHERE id = result.id RETURNING * INTO result;
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION drift.rollback_prompt(text) IS
+    'Makes the version before the active one active again and returns it; repeated calls walk further back. Raises when there is nothing to roll back to.';
+
+
+-- repeatable 90_simulation.sql
+
+-- Simulation: clean-up of the models `driftloop simulate` and `driftloop demo` created.
+
+-- Deletes every row of the given simulated models from every table of schema drift that has
+-- a `model` column, and the rows that reference those rows through a foreign key. It finds
+-- the tables in the catalog, so tables added by later migrations are covered too. It refuses
+-- names that no simulation created: user models are never touched.
+CREATE OR REPLACE FUNCTION drift.delete_simulated_models(models text[]) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    unknown text[];
+    tables regclass[];
+    pending regclass[];
+    t regclass;
+    fk record;
+    n bigint;
+    total bigint := 0;
+    progress boolean;
+BEGIN
+    SELECT array_agg(m) INTO unknown
+      FROM unnest(models) AS m
+     WHERE m NOT IN (SELECT model FROM drift.simulation_models);
+    IF unknown IS NOT NULL THEN
+        RAISE EXCEPTION 'not models created by a simulation: %', array_to_string(unknown, ', ')
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    SELECT coalesce(array_agg(c.oid::regclass), '{}') INTO tables
+      FROM pg_class c
+      JOIN pg_namespace ns ON ns.oid = c.relnamespace
+      JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'model' AND NOT a.attisdropped
+     WHERE ns.nspname = 'drift' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+       AND c.relname NOT LIKE 'simulation\_%';
+
+    -- Rows without a model column that point at rows being deleted (e.g. action runs of an event).
+    FOR fk IN
+        SELECT con.conrelid::regclass AS child, ca.attname AS child_col,
+               con.confrelid::regclass AS parent, pa.attname AS parent_col
+          FROM pg_constraint con
+          JOIN pg_attribute ca ON ca.attrelid = con.conrelid AND ca.attnum = con.conkey[1]
+          JOIN pg_attribute pa ON pa.attrelid = con.confrelid AND pa.attnum = con.confkey[1]
+         WHERE con.contype = 'f' AND cardinality(con.conkey) = 1
+           AND con.confrelid = ANY (tables) AND NOT con.conrelid = ANY (tables)
+           AND con.conrelid::regclass::text NOT LIKE 'drift.simulation\_%'
+    LOOP
+        EXECUTE format('DELETE FROM %s WHERE %I IN (SELECT %I FROM %s WHERE model = ANY ($1))',
+                       fk.child, fk.child_col, fk.parent_col, fk.parent) USING models;
+        GET DIAGNOSTICS n = ROW_COUNT;
+        total := total + n;
+    END LOOP;
+
+    -- A table referenced by another one must be emptied after it: retry until all are done.
+    pending := tables;
+    WHILE cardinality(pending) > 0 LOOP
+        progress := false;
+        FOREACH t IN ARRAY pending LOOP
+            BEGIN
+                EXECUTE format('DELETE FROM %s WHERE model = ANY ($1)', t) USING models;
+                GET DIAGNOSTICS n = ROW_COUNT;
+                total := total + n;
+                pending := array_remove(pending, t);
+                progress := true;
+            EXCEPTION WHEN foreign_key_violation THEN
+                NULL;  -- still referenced; try again after the others
+            END;
+        END LOOP;
+        IF NOT progress THEN
+            RAISE EXCEPTION 'cannot delete simulated models: rows of % are still referenced',
+                array_to_string(pending::text[], ', ');
+        END IF;
+    END LOOP;
+
+    DELETE FROM drift.simulation_models WHERE model = ANY (models);
+    DELETE FROM drift.simulation_runs r
+     WHERE NOT EXISTS (SELECT 1 FROM drift.simulation_models m WHERE m.run_id = r.id);
+    RETURN total;
+END
+$$;
+COMMENT ON FUNCTION drift.delete_simulated_models(text[]) IS
+    'Deletes all data of models created by a simulation (refuses any other name); returns the rows deleted.';
+
+
+CREATE TABLE IF NOT EXISTS drift.alembic_version (version_num varchar(32) NOT NULL CONSTRAINT alembic_version_pkc PRIMARY KEY);
+INSERT INTO drift.alembic_version (version_num) VALUES ('0005_layout');
+INSERT INTO drift.code_layer (digest) VALUES ('b802409ae42c74d71165f6bb882da62b0edf2dfcf2a3ce69d1d49a7fc588842a');
+COMMIT;
