@@ -123,7 +123,8 @@ def test_baseline_set(db_url: str, conn: psycopg.Connection[Any], tmp_path: Path
     out = run(tmp_path, "baseline", "set", "support-bot", "--from", start.isoformat(), "--to", end.isoformat()).stdout
     header, *lines = out.strip().splitlines()
     assert header.split() == ["MODEL", "KIND", "FROM", "(UTC)", "TO", "(UTC)", "SAMPLES"]
-    assert sorted(line.split()[:2] for line in lines) == [["support-bot", k] for k in ("accuracy", "behavior", "embedding")]
+    kinds = sorted(line.split()[:2] for line in lines)
+    assert kinds == [["support-bot", k] for k in ("accuracy", "behavior", "embedding")]
     assert "120 samples" in out
     stored = conn.execute(
         "SELECT kind, starts AT TIME ZONE 'UTC', ends AT TIME ZONE 'UTC', n FROM drift.baselines ORDER BY kind"

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import click
-from click.testing import CliRunner
 import psycopg
 import pytest
+from click.testing import CliRunner
 from test_cli import THRESHOLD_VARIABLES, log_refusal_drift, run
-from worker_support import DRIFTLOOP, free_port
 
 from driftloop.cli import main
+from tests.support.helpers import DRIFTLOOP, free_port
 
 # Commands that never touch the database (they print a script or the configured URL).
 NO_DATABASE = {"db sql", "db url"}
@@ -127,7 +127,7 @@ def test_events_list_has_a_header_data_time_and_json(
     log_refusal_drift(db_url, conn)
     run(tmp_path, "check", check=False)
     lines = run(tmp_path, "events", "list").stdout.strip().splitlines()
-    assert lines[0].split()[:3] == ["ID", "STATUS", "MODEL"] and "DATA TIME (UTC)" in lines[0]
+    assert lines[0].split()[:4] == ["ID", "INCIDENT", "STATUS", "MODEL"] and "DATA TIME (UTC)" in lines[0]
     assert "RAISED (UTC)" in lines[0] and len(lines) == 2
     assert "support-bot" in lines[1] and "refusal_rate" in lines[1] and "0.3000" in lines[1]
     (event,) = [json.loads(line) for line in run(tmp_path, "events", "list", "--json").stdout.splitlines()]

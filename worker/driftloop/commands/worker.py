@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
@@ -131,6 +130,8 @@ def events() -> None:
 def events_list(status: str | None, model: str | None, limit: int, as_json: bool) -> None:
     """The latest drift events, newest first.
 
+    Events of one model and kind whose windows overlap share an INCIDENT: its actions run
+    once, and the later events are resolved without running them again.
     DATA TIME is when the drift was seen in the data (the evaluation's as_of, UTC); RAISED is
     the wall-clock time the event was written. They differ when data is replayed or late.
     """
@@ -151,9 +152,9 @@ def events_list(status: str | None, model: str | None, limit: int, as_json: bool
     )
 
 
-EVENT_COLUMNS = ("ID", "STATUS", "MODEL", "KIND", "METRIC", "SCORE", "THRESHOLD", "DATA TIME (UTC)",
+EVENT_COLUMNS = ("ID", "INCIDENT", "STATUS", "MODEL", "KIND", "METRIC", "SCORE", "THRESHOLD", "DATA TIME (UTC)",
                  "RAISED (UTC)", "ATTEMPTS", "NOTE")  # fmt: skip
-EVENT_KEYS = ("id", "status", "model", "kind", "metric", "score", "threshold", "as_of", "created_at")
+EVENT_KEYS = ("id", "incident_id", "status", "model", "kind", "metric", "score", "threshold", "as_of", "created_at")
 
 
 def _event_cells(row: dict[str, Any]) -> list[Any]:
@@ -208,8 +209,9 @@ def prompt_show(model: str, history: bool, as_json: bool) -> None:
 
     with connect(_database()) as conn, conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(query("prompt_history"), {"model": model}).fetchall()
-    if not rows:
-        raise click.ClickException(f"model {model!r} has no prompt versions")
+    if not rows and not as_json:
+        click.echo(f"no prompt versions for model {model} (update_system_prompt writes them)")
+        return
     shown = rows if history else [r for r in rows if r["active"]]
     if as_json:
         click.echo(table.json_lines(shown))

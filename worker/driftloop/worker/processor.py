@@ -185,14 +185,21 @@ class Processor:
         """Run one action; `claimed_at` is given when its start ends the event's reaction time."""
         previous = self.store.succeeded_run(event.id, name)
         if previous is not None:
-            log.info(
-                "event=%d action=%s outcome=skipped reason='succeeded before (run %d)'", event.id, name, previous["id"]
-            )
+            if previous["event_id"] == event.id:
+                summary = "succeeded in an earlier attempt"
+            else:
+                # Another event of the same incident (same model and kind, overlapping windows)
+                # already ran it: one drift, one action.
+                summary = (
+                    f"already succeeded for incident {previous['incident_id']} "
+                    f"(event {previous['event_id']}, run {previous['id']}); not run again"
+                )
+            log.info("event=%d action=%s outcome=skipped reason=%r", event.id, name, summary)
             return ActionOutcome(
                 name,
                 type_name,
                 "skipped",
-                summary="succeeded in an earlier attempt",
+                summary=summary,
                 run_id=previous["id"],
                 output=previous["output"] or {},
             )
