@@ -31,20 +31,28 @@ def test_overlapping_events_of_one_model_and_kind_form_one_incident(conn: psycop
     assert incident_of(conn, centroid) == incident_of(conn, novelty)
     assert len({incident_of(conn, e) for e in (centroid, other_kind, other_model)}) == 3
 
-    # Closed events; a window that only starts after the incident's end is a new incident,
-    # one that touches its end (the drift persisted) joins it.
+    first = incident_of(conn, centroid)
+    row = conn.execute(
+        "SELECT events, metrics, status, window_start, window_end FROM drift.incident_status WHERE id = %s", (first,)
+    ).fetchone()
+    assert row == (2, ["centroid_distance", "novelty_rate"], "open", T0 - H, T0 + H / 2)
+
+    # Once closed, a window that starts where the incident ended (the drift persisted after its
+    # actions and cooldown) is a new incident that keeps the first one's pre-drift reference;
+    # a window that starts later is a new incident with a reference of its own.
     conn.execute("UPDATE drift.drift_events SET status = 'resolved'")
-    (touching,) = insert_events(conn, ["bot"], "embedding", "centroid_distance", (T0 + H / 2, T0 + 3 * H / 2))
-    assert incident_of(conn, touching) == incident_of(conn, centroid)
+    (touching,) = insert_events(conn, ["bot"], "embedding", "centroid_distance", (T0 + H / 2, T0 + 3 * H / 2),
+                                details={"value": 0.3, "baseline_value": 0.2})  # fmt: skip
+    assert incident_of(conn, touching) != first
+    inherited = conn.execute(
+        "SELECT reference->'metrics'->'centroid_distance'->>'baseline_value', reference->>'continues' "
+        "FROM drift.incidents WHERE id = %s",
+        (incident_of(conn, touching),),
+    ).fetchone()
+    assert inherited == ("0.0", str(first))  # the first incident's reference, not the new 0.2
     conn.execute("UPDATE drift.drift_events SET status = 'resolved'")
     (later,) = insert_events(conn, ["bot"], "embedding", "centroid_distance", (T0 + 3 * H, T0 + 4 * H))
-    assert incident_of(conn, later) != incident_of(conn, centroid)
-
-    row = conn.execute(
-        "SELECT events, metrics, status, window_start, window_end FROM drift.incident_status WHERE id = %s",
-        (incident_of(conn, centroid),),
-    ).fetchone()
-    assert row == (3, ["centroid_distance", "novelty_rate"], "resolved", T0 - H, T0 + 3 * H / 2)
+    assert incident_of(conn, later) not in (first, incident_of(conn, touching))
 
     # Deleting the events (a simulation reset) leaves no empty incident behind.
     conn.execute("DELETE FROM drift.drift_events WHERE model = 'bot'")
@@ -54,7 +62,9 @@ def test_overlapping_events_of_one_model_and_kind_form_one_incident(conn: psycop
 def test_a_routes_actions_run_once_per_incident(conn: psycopg.Connection[Any], db_url: str, tmp_path: Path) -> None:
     log = tmp_path / "ran.log"
     script = tmp_path / "on_drift.py"
-    script.write_text(f"import sys, json\nopen({str(log)!r}, 'a').write(str(json.load(sys.stdin)['event']['id']) + '\\n')\n")
+    script.write_text(
+        f"import sys, json\nopen({str(log)!r}, 'a').write(str(json.load(sys.stdin)['event']['id']) + '\\n')\n"
+    )
     config = write_config(
         tmp_path,
         f"""

@@ -70,10 +70,10 @@ def test_a_new_report_replaces_the_timelines_of_the_previous_one(tmp_path: Path)
 
     first = run([event(1, 80)], [action(1, 80)], {80})
     write_report(first, tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.png", "m.png", "report.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.png", "m.png", "report.html", "report.md"]
     (tmp_path / "notes.txt").write_text("the user's own file")
     second = run([], [], set())
     second.models = {"m-2": "refusal_spike"}
     second.timeline = {"m-2": second.timeline["m"]}
     write_report(second, tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m-2.png", "notes.txt", "report.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m-2.png", "notes.txt", "report.html", "report.md"]

@@ -14,7 +14,7 @@ CREATE TABLE drift.incidents (
     reference_centroid vector
 );
 CREATE INDEX incidents_model_kind_idx ON drift.incidents (model, kind, window_end DESC);
-COMMENT ON TABLE drift.incidents IS 'One drift incident: the events of one model and kind whose windows overlap (or touch). The worker runs a route''s actions once per incident; recovery is judged against the incident''s pre-drift reference.';
+COMMENT ON TABLE drift.incidents IS 'One drift incident: the events of one model and kind whose windows overlap. The worker runs a route''s actions once per incident; recovery is judged against the incident''s pre-drift reference.';
 COMMENT ON COLUMN drift.incidents.id IS 'Incident id (drift_events.incident_id).';
 COMMENT ON COLUMN drift.incidents.model IS 'Model name.';
 COMMENT ON COLUMN drift.incidents.kind IS 'embedding, behavior or accuracy.';
@@ -22,8 +22,8 @@ COMMENT ON COLUMN drift.incidents.created_at IS 'When the first event was raised
 COMMENT ON COLUMN drift.incidents.first_as_of IS 'Data time (evaluation as_of) of the first event.';
 COMMENT ON COLUMN drift.incidents.last_as_of IS 'Data time of the latest event.';
 COMMENT ON COLUMN drift.incidents.window_start IS 'Start of the earliest event window.';
-COMMENT ON COLUMN drift.incidents.window_end IS 'End of the latest event window; a later event whose window starts by then joins the incident.';
-COMMENT ON COLUMN drift.incidents.reference IS 'The pre-drift reference: {"baseline": the baseline row when the incident opened (without its vectors), "metrics": {metric: {"baseline_value", "threshold"}} from each metric''s first event}.';
+COMMENT ON COLUMN drift.incidents.window_end IS 'End of the latest event window; a later event whose window starts before it joins the incident, one that starts exactly there opens a new incident that inherits this one''s reference.';
+COMMENT ON COLUMN drift.incidents.reference IS 'The pre-drift reference: {"baseline": the baseline row when the first incident of a chain opened (without its vectors), "metrics": {metric: {"baseline_value", "threshold"}} from each metric''s first event, "continues": the incident whose reference it inherited}.';
 COMMENT ON COLUMN drift.incidents.reference_centroid IS 'Sum of the pre-drift baseline''s embeddings (kind embedding): the centroid recovery is judged against.';
 
 ALTER TABLE drift.drift_events ADD COLUMN incident_id bigint REFERENCES drift.incidents (id) ON DELETE SET NULL;

@@ -6,6 +6,7 @@ SET search_path = pg_catalog, public, extensions
 AS $$
 DECLARE
     found_id bigint;
+    previous_id bigint;
     v_as_of timestamptz := coalesce((NEW.details->>'as_of')::timestamptz, NEW.window_end, NEW.created_at);
     v_starts timestamptz := coalesce(NEW.window_start, v_as_of);
     v_ends timestamptz := coalesce(NEW.window_end, v_as_of);
@@ -24,28 +25,47 @@ BEGIN
     END IF;
     -- Concurrent evaluations of one model and kind group one at a time.
     PERFORM pg_advisory_xact_lock(hashtextextended('drift.incidents:' || NEW.model || ':' || NEW.kind, 0));
-    -- The latest incident whose span this window overlaps or touches; an incident with an
-    -- open event spans until that event closes.
+    -- The latest incident whose span this window overlaps; an incident with an open event
+    -- spans until that event closes.
     SELECT i.id INTO found_id
     FROM drift.incidents i
     WHERE i.model = NEW.model AND i.kind = NEW.kind
-      AND v_ends >= i.window_start
-      AND (v_starts <= i.window_end
+      AND v_ends > i.window_start
+      AND (v_starts < i.window_end
            OR EXISTS (SELECT 1 FROM drift.drift_events o WHERE o.incident_id = i.id AND o.status IN ('pending', 'running')))
       AND EXISTS (SELECT 1 FROM drift.drift_events o WHERE o.incident_id = i.id)
     ORDER BY i.window_end DESC, i.id DESC
     LIMIT 1
     FOR UPDATE;
     IF found_id IS NULL THEN
-        -- A new incident: freeze the baseline as it is now, before any action of it moves it.
-        INSERT INTO drift.incidents (model, kind, first_as_of, last_as_of, window_start, window_end, reference,
-            reference_centroid)
-        SELECT NEW.model, NEW.kind, v_as_of, v_as_of, v_starts, v_ends,
-            jsonb_build_object('baseline', to_jsonb(b) - 'vec_sum' - 'sq_sum', 'metrics', metric_ref),
-            b.vec_sum
-        FROM (SELECT 1) AS one
-        LEFT JOIN drift.baselines b ON b.model = NEW.model AND b.kind = NEW.kind
-        RETURNING incidents.id INTO found_id;
+        -- A new incident. When its window starts right where the previous incident's ended,
+        -- the drift persisted past that incident's actions and cooldown: it inherits that
+        -- incident's pre-drift reference, since those actions may have moved the baseline.
+        -- Otherwise the baseline as it is now, before any action of this incident moves it.
+        SELECT i.id INTO previous_id
+        FROM drift.incidents i
+        WHERE i.model = NEW.model AND i.kind = NEW.kind AND i.window_end = v_starts
+        ORDER BY i.id DESC
+        LIMIT 1;
+        IF previous_id IS NOT NULL THEN
+            INSERT INTO drift.incidents (model, kind, first_as_of, last_as_of, window_start, window_end, reference,
+                reference_centroid)
+            SELECT NEW.model, NEW.kind, v_as_of, v_as_of, v_starts, v_ends,
+                jsonb_set(p.reference, '{metrics}', metric_ref || coalesce(p.reference->'metrics', '{}'))
+                    || jsonb_build_object('continues', previous_id),
+                p.reference_centroid
+            FROM drift.incidents p WHERE p.id = previous_id
+            RETURNING incidents.id INTO found_id;
+        ELSE
+            INSERT INTO drift.incidents (model, kind, first_as_of, last_as_of, window_start, window_end, reference,
+                reference_centroid)
+            SELECT NEW.model, NEW.kind, v_as_of, v_as_of, v_starts, v_ends,
+                jsonb_build_object('baseline', to_jsonb(b) - 'vec_sum' - 'sq_sum', 'metrics', metric_ref),
+                b.vec_sum
+            FROM (SELECT 1) AS one
+            LEFT JOIN drift.baselines b ON b.model = NEW.model AND b.kind = NEW.kind
+            RETURNING incidents.id INTO found_id;
+        END IF;
     ELSE
         UPDATE drift.incidents i
         SET last_as_of = greatest(i.last_as_of, v_as_of),
@@ -59,7 +79,7 @@ BEGIN
     NEW.incident_id := found_id;
     RETURN NEW;
 END $$;
-COMMENT ON FUNCTION drift.drift_events_join_incident() IS 'Puts a new drift event into the incident of its model and kind whose span its window overlaps or touches (or that still has an open event), else opens a new incident with the current baseline as its pre-drift reference.';
+COMMENT ON FUNCTION drift.drift_events_join_incident() IS 'Puts a new drift event into the incident of its model and kind whose span its window overlaps (or that still has an open event), else opens a new incident: its pre-drift reference is the current baseline, or the reference of the incident whose window it continues (the drift persisted after that incident''s actions).';
 CREATE OR REPLACE TRIGGER drift_events_join_incident BEFORE INSERT ON drift.drift_events
     FOR EACH ROW EXECUTE FUNCTION drift.drift_events_join_incident();
 
