@@ -39,6 +39,7 @@ def test_the_readme_has_blocks_of_each_kind_and_few_skipped_lines() -> None:
 def test_every_readme_block_runs(db_url: str, conn: psycopg.Connection[Any], tmp_path: Path,
                                  monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
     monkeypatch.chdir(tmp_path)  # files the blocks write (schema.sql, report/) land here
+    monkeypatch.setenv("DRIFTLOOP_WEBHOOK_SECRET", "a-secret")  # the toml block's secret_env, as a reader sets it
     namespace: dict[str, Any] = {"__name__": "__readme__"}
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     for number, (lang, body) in enumerate(blocks()):

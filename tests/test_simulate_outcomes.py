@@ -45,7 +45,7 @@ def test_detected_with_delay_action_and_recovery_since_it_stayed_under() -> None
     md = render(r, {})
     assert "| m | refusal_spike | refusals rise, from 01-01 01:00 | behavior / refusal_rate | yes | 20 min |" in md
     assert "update_system_prompt at 01:20 (resolved); update_system_prompt at 02:20 (resolved)" in md
-    assert "yes (since 02:30) | 0.100 → 0.100 |" in md
+    assert "yes (since 02:30) | — | 0.100 → 0.100 |" in md  # no incident recorded: original band not judged
 
 
 def test_events_before_the_drift_or_of_another_kind_are_false_alarms() -> None:

@@ -131,6 +131,10 @@ def render_models(run: RunRecord, images: dict[str, Path]) -> str:
         f"{run.step.total_seconds() / 60:.0f} min with `drift.drift_report(as_of)` (rollups only); current window "
         f"{run.params.get('current_window')}, cooldown {run.params.get('cooldown')}. Written "
         f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC (wall clock).",
+        "",
+        "The timelines are recomputed now: every point compares its window with the baseline in force",
+        "today. Where an action moved a baseline (the hatched span is the original one), points before",
+        "the move differ from what the engine saw then; the event markers show the score at detection.",
     ]
     for model in run.models:
         events = [e for e in run.events if e.model == model]
