@@ -2233,6 +2233,20 @@ FROM drift.incidents i
 LEFT JOIN drift.drift_events e ON e.incident_id = i.id
 GROUP BY i.id;
 COMMENT ON VIEW drift.incident_status IS 'One row per incident: its status (open while an event is pending or running), events, metrics, the actions that succeeded for it and its pre-drift reference.';
+COMMENT ON COLUMN drift.incident_status.id IS 'Incident id.';
+COMMENT ON COLUMN drift.incident_status.model IS 'Model name.';
+COMMENT ON COLUMN drift.incident_status.kind IS 'embedding, behavior or accuracy.';
+COMMENT ON COLUMN drift.incident_status.first_as_of IS 'Data time of the first event.';
+COMMENT ON COLUMN drift.incident_status.last_as_of IS 'Data time of the latest event.';
+COMMENT ON COLUMN drift.incident_status.window_start IS 'Start of the earliest event window.';
+COMMENT ON COLUMN drift.incident_status.window_end IS 'End of the latest event window.';
+COMMENT ON COLUMN drift.incident_status.created_at IS 'When the first event was raised (wall clock).';
+COMMENT ON COLUMN drift.incident_status.status IS 'open (an event is pending or running), resolved, or failed (no event resolved).';
+COMMENT ON COLUMN drift.incident_status.events IS 'Number of events in the incident.';
+COMMENT ON COLUMN drift.incident_status.metrics IS 'The metrics that drifted.';
+COMMENT ON COLUMN drift.incident_status.event_ids IS 'The incident''s events, oldest first.';
+COMMENT ON COLUMN drift.incident_status.actions_succeeded IS 'The actions that succeeded for the incident (each runs once).';
+COMMENT ON COLUMN drift.incident_status.reference IS 'The pre-drift reference recovery is judged against (drift.incidents.reference).';
 
 CREATE OR REPLACE FUNCTION drift.incident_recovery(p_incident bigint, p_as_of timestamptz DEFAULT now())
 RETURNS TABLE (metric text, value double precision, reference_value double precision,
@@ -2664,5 +2678,5 @@ COMMENT ON FUNCTION drift.delete_simulated_models(text[]) IS
 
 CREATE TABLE IF NOT EXISTS drift.alembic_version (version_num varchar(32) NOT NULL CONSTRAINT alembic_version_pkc PRIMARY KEY);
 INSERT INTO drift.alembic_version (version_num) VALUES ('0009_incidents');
-INSERT INTO drift.code_layer (digest) VALUES ('9283b38430ed573364d1ad67a3c8206f6ebd14076d6eff5f962a9ad36e440074');
+INSERT INTO drift.code_layer (digest) VALUES ('cb07604ae71536fbf3ee445beec1f298d7c194357fd4e5abbb7914f5caf572aa');
 COMMIT;

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,9 @@ from driftloop.simulate.store import load_run
 def test_report_on_a_model_of_ones_own(db_url: str, conn: psycopg.Connection[Any], tmp_path: Path) -> None:
     log_refusal_drift(db_url, conn)  # support-bot: a baseline 3 h ago, refusals at 30% now
     assert run(tmp_path, "check", check=False).returncode == 1
-    assert "resolved" in run(tmp_path, "worker", "--once", "--metrics-port", "0").stdout
+    (processed,) = [json.loads(line) for line in run(tmp_path, "worker", "--once", "--json").stdout.splitlines()]
+    assert processed["status"] == "resolved"
+    assert [(a["action"], a["outcome"]) for a in processed["actions"]] == [("update_system_prompt", "succeeded")]
     out = tmp_path / "out"
     printed = run(tmp_path, "report", "--model", "support-bot", "--out", str(out)).stdout
     assert "report.md" in printed and "report.html" in printed

@@ -75,7 +75,10 @@ def _serve_metrics(url: str, port: int, timeout_ms: int, registry: Any) -> Any:
     type=click.Path(dir_okay=False),
     help="Worker configuration (default DRIFTLOOP_CONFIG, else ./driftloop.toml).",
 )
-def worker(once: bool, concurrency: int | None, metrics_port: int | None, config_file: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="With --once: one JSON object per event processed.")
+def worker(
+    once: bool, concurrency: int | None, metrics_port: int | None, config_file: str | None, as_json: bool
+) -> None:
     """Claim drift events and run the configured actions (the daemon)."""
     from prometheus_client import CollectorRegistry
 
@@ -85,7 +88,20 @@ def worker(once: bool, concurrency: int | None, metrics_port: int | None, config
     url = _database()
     logging.getLogger("driftloop.worker").setLevel(logging.INFO)
     if once:
-        for done in run_once(url, config, concurrency=concurrency):
+        processed = run_once(url, config, concurrency=concurrency)
+        if as_json:
+            rows = [
+                {"event_id": d.event_id, "model": d.model, "kind": d.kind, "metric": d.metric, "status": d.status,
+                 "actions": [{"action": a.action, "outcome": a.outcome, "summary": a.summary or a.error}
+                             for a in d.actions]}
+                for d in processed
+            ]  # fmt: skip
+            if rows:
+                click.echo(table.json_lines(rows))
+            return
+        if not processed:
+            click.echo("no events due")
+        for done in processed:
             outcomes = ", ".join(f"{a.action}={a.outcome}" for a in done.actions) or "no actions"
             click.echo(f"event {done.event_id} {done.model} {done.kind}/{done.metric}: {done.status} ({outcomes})")
         return
