@@ -96,3 +96,21 @@ actions = ["log_it", "second"]
     incident = incident_of(conn, first[0])
     assert all(f"already succeeded for incident {incident}" in a["summary"] for a in skipped)
     assert conn.execute("SELECT actions_succeeded FROM drift.incident_status").fetchone() == (["log_it", "second"],)
+
+
+def test_prompt_updates_run_once_per_metric_of_an_incident(
+    conn: psycopg.Connection[Any], db_url: str, tmp_path: Path
+) -> None:
+    config = write_config(
+        tmp_path,
+        '[worker]\nlisten = false\n[actions.log_it]\ntype = "command"\nargv = ["true"]\n'
+        '[[routes]]\nkind = "behavior"\nactions = ["update_system_prompt", "log_it"]\n',
+    )
+    (refusals,) = insert_events(conn, ["bot"], "behavior", "refusal_rate", (T0 - H, T0))
+    (toxicity,) = insert_events(conn, ["bot"], "behavior", "toxicity_rate", (T0 - H / 2, T0 + H / 2))
+    assert incident_of(conn, refusals) == incident_of(conn, toxicity)
+    run_once(db_url, load_config(str(config)))
+    runs = conn.execute("SELECT event_id, action FROM drift.action_runs WHERE outcome = 'succeeded' ORDER BY id")
+    # The prompt gets each metric's guidance; the incident-level action runs once.
+    assert runs.fetchall() == [(refusals, "update_system_prompt"), (refusals, "log_it"),
+                               (toxicity, "update_system_prompt")]  # fmt: skip

@@ -27,6 +27,10 @@ from driftloop.worker.store import LeaseLost, Store
 
 log = logging.getLogger("driftloop.worker")
 
+# Actions whose effect depends on the drifted metric (the prompt gets that metric's guidance):
+# they run once per incident and metric; every other type runs once per incident.
+PER_METRIC_TYPES = frozenset({"update_system_prompt"})
+
 
 @dataclass(frozen=True)
 class ActionOutcome:
@@ -184,6 +188,8 @@ class Processor:
     ) -> ActionOutcome:
         """Run one action; `claimed_at` is given when its start ends the event's reaction time."""
         previous = self.store.succeeded_run(event.id, name)
+        if previous is not None and type_name in PER_METRIC_TYPES and not previous["same_metric"]:
+            previous = None  # its guidance was for another metric of the incident
         if previous is not None:
             if previous["event_id"] == event.id:
                 summary = "succeeded in an earlier attempt"

@@ -19,12 +19,12 @@ SELECT drift.abandon_stale_runs(%(event_id)s, %(worker)s);
 -- name: succeeded_run
 -- This event's own succeeded run of the action, else one of another event of its incident:
 -- a route's actions run once per incident (db/repeatable/72_incidents.sql).
-SELECT r.id, r.output, r.event_id, e.incident_id
+SELECT r.id, r.output, r.event_id, e.incident_id, o.metric = e.metric AS same_metric
 FROM drift.drift_events e
 JOIN drift.drift_events o ON o.id = e.id OR o.incident_id = e.incident_id
 JOIN drift.action_runs r ON r.event_id = o.id AND r.action = %(action)s AND r.outcome = 'succeeded'
 WHERE e.id = %(event_id)s
-ORDER BY (r.event_id = e.id) DESC, r.id
+ORDER BY (r.event_id = e.id) DESC, (o.metric = e.metric) DESC, r.id
 LIMIT 1;
 
 -- name: start_run
