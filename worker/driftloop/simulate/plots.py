@@ -81,7 +81,7 @@ def plot_model(run: RunRecord, model: str, path: Path) -> Path:
         kind = points[0].kind if points else ""
         times = [p.as_of for p in points]
         values, lines = zip(*(_series(metric, p) for p in points), strict=True) if points else ((), ())
-        ax.plot(times, values, color="#1f77b4", lw=1.5, label="value" if metric == "accuracy" else "score")
+        ax.plot(times, values, color="#1f77b4", lw=1.5, label="metric (score; accuracy as accuracy)")
         ax.plot(times, lines, color="#d62728", lw=1.1, ls="--", label="decision line (threshold)")
         if metric == "accuracy":
             ax.plot(times, [p.baseline_value for p in points], color="#555555", lw=0.9, ls=":",
