@@ -35,12 +35,11 @@ class DriftloopGroup(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.Abort, KeyboardInterrupt):
             raise
+        except click.UsageError:
+            raise  # click's own: usage and the error, exit status 2
         except click.ClickException as exc:
-            # click's own default for ClickException is 1, which `check` uses for "drift found".
-            if exc.exit_code == 1:
-                exc.exit_code = ERROR_EXIT
-            exc.message = one_line(exc.message)
-            raise
+            # click's default status for ClickException is 1, which `check` uses for "drift found".
+            raise CommandError(one_line(exc.message)) from None
         except Exception as exc:
             if (ctx.obj or {}).get("verbose", 0) >= 2:
                 raise
