@@ -86,29 +86,35 @@ def test_every_command_fails_in_one_line_when_the_database_is_down(
     assert done.stderr.startswith("Error: cannot connect to the database: ") and done.stderr.count("\n") == 1
 
 
+def cli(*args: str) -> Any:
+    """`driftloop ARGS` in-process (one interpreter: fast), as click runs it; DATABASE_URL from the fixture."""
+    return CliRunner().invoke(main, list(args))
+
+
 def test_check_exit_status_no_drift_drift_and_error(
     db_url: str, conn: psycopg.Connection[Any], tmp_path: Path
 ) -> None:
-    empty = run(tmp_path, "check", check=False)
-    assert empty.returncode == 0 and "No models logged yet." in empty.stdout
+    empty = cli("check")
+    assert empty.exit_code == 0 and "No models logged yet." in empty.stdout
 
     log_refusal_drift(db_url, conn)
+    # A real process, the way cron or CI gates on it.
     drifted = run(tmp_path, "check", check=False)
     assert drifted.returncode == 1, drifted.stderr
     assert "Drifts detected: 1" in drifted.stdout
     # Only behavior drifted: other kinds do not fail the gate.
-    assert run(tmp_path, "check", "--fail-on", "embedding", check=False).returncode == 0
-    assert run(tmp_path, "check", "--fail-on", "accuracy", check=False).returncode == 0
-    assert run(tmp_path, "check", "--fail-on", "behavior", check=False).returncode == 1
-    as_json = run(tmp_path, "check", "--json", "--model", "support-bot", check=False)
-    assert as_json.returncode == 1 and json.loads(as_json.stdout)["drifts_detected"] == 1
+    assert cli("check", "--fail-on", "embedding").exit_code == 0
+    assert cli("check", "--fail-on", "accuracy").exit_code == 0
+    assert cli("check", "--fail-on", "behavior").exit_code == 1
+    as_json = cli("check", "--json", "--model", "support-bot")
+    assert as_json.exit_code == 1 and json.loads(as_json.stdout)["drifts_detected"] == 1
 
-    unknown = run(tmp_path, "check", "--model", "nobody", check=False)
-    assert unknown.returncode == 2 and "unknown model: nobody" in unknown.stderr
-    bad = run(tmp_path, "check", "--fail-on", "everything", check=False)
-    assert bad.returncode == 2 and "Traceback" not in bad.stderr
-    assert "Exit status: 0 no drift, 1 drift" in run(tmp_path, "check", "--help").stdout
-    assert "minutes" in run(tmp_path, "check", "--help").stdout.lower()
+    unknown = cli("check", "--model", "nobody")
+    assert unknown.exit_code == 2 and "unknown model: nobody" in unknown.stderr
+    bad = cli("check", "--fail-on", "everything")
+    assert bad.exit_code == 2 and isinstance(bad.exception, SystemExit)
+    helped = cli("check", "--help").stdout
+    assert "Exit status: 0 no drift, 1 drift" in helped and "minutes (not seconds" in helped
 
 
 def test_version(tmp_path: Path) -> None:
@@ -120,15 +126,16 @@ def test_version(tmp_path: Path) -> None:
 def test_events_list_has_a_header_data_time_and_json(
     db_url: str, conn: psycopg.Connection[Any], tmp_path: Path
 ) -> None:
-    assert run(tmp_path, "events", "list").stdout.strip() == "no events"
-    assert run(tmp_path, "events", "list", "--status", "failed").stdout.strip() == "no events with status failed"
-    assert run(tmp_path, "events", "list", "--json").stdout.strip() == ""
+    assert cli("events", "list").stdout.strip() == "no events"
+    assert cli("events", "list", "--status", "failed").stdout.strip() == "no events with status failed"
+    assert cli("events", "list", "--json").stdout.strip() == ""
 
     log_refusal_drift(db_url, conn)
-    run(tmp_path, "check", check=False)
-    lines = run(tmp_path, "events", "list").stdout.strip().splitlines()
+    assert cli("check").exit_code == 1
+    lines = cli("events", "list").stdout.strip().splitlines()
     assert lines[0].split()[:4] == ["ID", "INCIDENT", "STATUS", "MODEL"] and "DATA TIME (UTC)" in lines[0]
     assert "RAISED (UTC)" in lines[0] and len(lines) == 2
     assert "support-bot" in lines[1] and "refusal_rate" in lines[1] and "0.3000" in lines[1]
-    (event,) = [json.loads(line) for line in run(tmp_path, "events", "list", "--json").stdout.splitlines()]
+    (event,) = [json.loads(line) for line in cli("events", "list", "--json").stdout.splitlines()]
     assert event["metric"] == "refusal_rate" and event["as_of"] is not None and event["window_end"] is not None
+    assert event["incident_id"] is not None
