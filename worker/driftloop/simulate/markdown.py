@@ -70,6 +70,9 @@ def render(run: RunRecord, images: dict[str, Path]) -> str:
         lines.append("None: the drift-free control and the pre-drift periods raised no event.")
     lines += ["", "## Incidents and recovery", ""]
     lines += incident_lines(run, list(run.models))
+    notes = [f"{m}: {n}" for m in run.models for n in threshold_notes(run, m)]
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     lines += ["", "## Timelines", ""]
     for model, image in images.items():
         lines += [f"### {model} ({run.models.get(model, '')})", "", f"![{model}]({image.name})", ""]
@@ -122,6 +125,26 @@ def incident_lines(run: RunRecord, models: list[str]) -> list[str]:
     return lines
 
 
+def threshold_notes(run: RunRecord, model: str) -> list[str]:
+    """Where a score sits past its plotted line without a drift verdict, say why."""
+    notes = []
+    by_metric: dict[str, list[tuple[bool, bool]]] = {}
+    for p in run.timeline.get(model, []):
+        if p.score is not None and p.threshold is not None:
+            by_metric.setdefault(p.metric, []).append((p.score > p.threshold, bool(p.drifted)))
+    for metric, flags in by_metric.items():
+        past = sum(1 for above, drifted in flags if above and not drifted)
+        if past and past * 10 >= len(flags):
+            notes.append(
+                f"{metric}: past its plotted threshold at {past} of {len(flags)} points without a drift verdict. "
+                "Crossing the line is necessary, not sufficient: the verdict also needs a significant test "
+                "against the baseline at the per-evaluation level (details.look_alpha; see docs/detection.md)"
+                + (". For novelty_rate the line is the baseline's own expected rate." if metric == "novelty_rate"
+                   else ".")
+            )
+    return notes
+
+
 def render_models(run: RunRecord, images: dict[str, Path]) -> str:
     """report.md of `driftloop report`: any model, from its rollups, events and incidents."""
     lines = [
@@ -163,7 +186,7 @@ def render_models(run: RunRecord, images: dict[str, Path]) -> str:
             lines.append("No actions in this period.")
         lines += ["", "### Incidents and recovery", ""]
         lines += incident_lines(run, [model])
-        notes = run.notes.get(model, [])
+        notes = threshold_notes(run, model) + run.notes.get(model, [])
         lines += ["", "### Notes", ""]
         lines += [f"- {n}" for n in notes] or ["None."]
         if model in images:

@@ -82,7 +82,7 @@ def plot_model(run: RunRecord, model: str, path: Path) -> Path:
         times = [p.as_of for p in points]
         values, lines = zip(*(_series(metric, p) for p in points), strict=True) if points else ((), ())
         ax.plot(times, values, color="#1f77b4", lw=1.5, label="metric (score; accuracy as accuracy)")
-        ax.plot(times, lines, color="#d62728", lw=1.1, ls="--", label="decision line (threshold)")
+        ax.plot(times, lines, color="#d62728", lw=1.1, ls="--", label="threshold (past it and significant: drift)")
         if metric == "accuracy":
             ax.plot(times, [p.baseline_value for p in points], color="#555555", lw=0.9, ls=":",
                     label="current baseline value")  # fmt: skip
