@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint bench clean prometheus schema wheel-check
+.PHONY: demo test install lint bench clean prometheus schema wheel-check functions-deps pg-cron
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,9 +30,18 @@ prometheus:
 	  fi; \
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }
 
+# The edge functions' npm packages (postgres, jose), pinned by functions/deno.lock, fetched
+# into Deno's cache from the npm registry (the deno binary comes from PyPI, a dev extra).
+functions-deps: $(STAMP)
+	cd functions && ../$(BIN)/deno install --entrypoint main.ts tests/*.test.ts
+
+# `driftloop db schedule` is tested against a real pg_cron (Debian's PostgreSQL 15 package).
+pg-cron:
+	test -f /usr/share/postgresql/15/extension/pg_cron.control || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql-15-cron)
+
 # The tests run with TMPDIR in a fresh folder; on any exit (pass, fail, Ctrl+C) every embedded
 # PostgreSQL whose data directory is under it is stopped and the folder removed.
-test: $(STAMP) prometheus
+test: $(STAMP) prometheus functions-deps pg-cron
 	$(BIN)/ruff check worker tests bench
 	@root=$$(mktemp -d /tmp/dl-test.XXXXXX); \
 	trap '$(BIN)/python -m tests.support.servers stop "'"$$root"'"; rm -rf "'"$$root"'"' EXIT INT TERM; \
@@ -52,7 +61,7 @@ lint: $(STAMP)
 	$(BIN)/mypy worker/driftloop
 
 bench: $(STAMP)
-	for b in ingest evaluate detection reaction scrape; do $(BIN)/python -m bench.$$b || exit 1; done
+	for b in ingest evaluate detection reaction scrape edge; do $(BIN)/python -m bench.$$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) driftloop-report .pytest_cache

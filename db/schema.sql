@@ -698,6 +698,108 @@ COMMENT ON COLUMN drift.code_layer.digest IS 'SHA-256 of the repeatable SQL file
 COMMENT ON COLUMN drift.code_layer.applied_at IS 'When they were applied.';
 
 
+-- migration 0007_roles
+
+-- Least-privilege roles and the column that records who logged each row.
+--
+-- Roles are cluster-wide: every database of the server shares them, so they are created only
+-- when absent (test databases, or a second driftloop database on the same server, reuse them).
+-- They are NOLOGIN: an operator grants them to login users (see the README). What each may
+-- do is in db/repeatable/95_security.sql, re-applied after every upgrade.
+DO $$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['driftloop_ingest', 'driftloop_worker', 'driftloop_reader'] LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = r) THEN
+            BEGIN
+                EXECUTE format('CREATE ROLE %I NOLOGIN', r);
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                NULL;  -- created concurrently by a migration of another database
+            END;
+        END IF;
+    END LOOP;
+END $$;
+COMMENT ON ROLE driftloop_ingest IS 'driftloop: inserts interactions, embeddings and feedback; reads only rows it logged.';
+COMMENT ON ROLE driftloop_worker IS 'driftloop: claims and finishes drift events, runs actions, moves baselines, reads rollups and views.';
+COMMENT ON ROLE driftloop_reader IS 'driftloop: reads the drift views and drift_events (dashboards, /metrics).';
+
+-- Who logged a row: the JWT subject the edge functions (or PostgREST) set in
+-- request.jwt.claims, else the database user. Row-level security compares it with the caller,
+-- so one client never reads or labels another client's rows. An inline expression, not a
+-- function call: migrations run before the functions of db/repeatable exist.
+ALTER TABLE drift.interaction_log ADD COLUMN inserted_by text
+    DEFAULT coalesce(nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub', current_user::text);
+ALTER TABLE drift.embeddings_log ADD COLUMN inserted_by text
+    DEFAULT coalesce(nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub', current_user::text);
+COMMENT ON COLUMN drift.interaction_log.inserted_by IS 'Who logged the row: the JWT sub of a signed-in client, else the database user. Row-level security lets clients read and label only their own rows.';
+COMMENT ON COLUMN drift.embeddings_log.inserted_by IS 'Who logged the row: the JWT sub of a signed-in client, else the database user.';
+
+
+-- migration 0010_ingest_safety
+
+-- Ingest safety: idempotency keys scoped per model, kept in a table of their own (the logs
+-- may be partitioned by time, and a unique constraint on a partitioned table must contain
+-- the partition key); batch keys that make the SDK's retries exact; invalid refusal patterns
+-- from before patterns were validated are disabled (one of them failed every insert).
+
+CREATE TABLE drift.idempotency_keys (
+    model text NOT NULL,
+    log text NOT NULL CHECK (log IN ('interaction', 'embedding')),
+    key text NOT NULL CHECK (key <> '' AND length(key) <= 200),
+    row_id bigint NOT NULL,
+    payload_hash bytea,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (model, log, key)
+);
+CREATE INDEX idempotency_keys_created_at ON drift.idempotency_keys (created_at);
+COMMENT ON TABLE drift.idempotency_keys IS 'One row per idempotency key a log row was written with, per model and log: a replay with the same payload writes nothing, another payload is refused. Filled by the log triggers (any insert path).';
+COMMENT ON COLUMN drift.idempotency_keys.model IS 'The model the key belongs to: keys are scoped per model.';
+COMMENT ON COLUMN drift.idempotency_keys.log IS 'interaction (drift.interaction_log) or embedding (drift.embeddings_log).';
+COMMENT ON COLUMN drift.idempotency_keys.key IS 'The client''s idempotency key.';
+COMMENT ON COLUMN drift.idempotency_keys.row_id IS 'The id of the log row first written with this key.';
+COMMENT ON COLUMN drift.idempotency_keys.payload_hash IS 'SHA-256 of the row''s payload (every column the client sends except id and created_at); NULL for keys from before this table.';
+COMMENT ON COLUMN drift.idempotency_keys.created_at IS 'When the key was first used; keys older than the log''s retention can be dropped with drift.prune_ingest_keys().';
+
+-- Keys were unique over all models before: each becomes the key of its row's model.
+INSERT INTO drift.idempotency_keys (model, log, key, row_id, created_at)
+SELECT model, 'interaction', idempotency_key, id, created_at
+FROM drift.interaction_log WHERE idempotency_key IS NOT NULL AND idempotency_key <> '';
+ALTER TABLE drift.interaction_log DROP CONSTRAINT interaction_log_idempotency_key_key;
+COMMENT ON COLUMN drift.interaction_log.idempotency_key IS 'Optional client key, unique per model (drift.idempotency_keys): a replay with the same payload writes nothing, another payload is an error.';
+
+ALTER TABLE drift.embeddings_log ADD COLUMN idempotency_key text CHECK (length(idempotency_key) <= 200);
+COMMENT ON COLUMN drift.embeddings_log.idempotency_key IS 'Optional client key, unique per model (drift.idempotency_keys): a replay with the same payload writes nothing, another payload is an error.';
+
+CREATE TABLE drift.ingest_batches (
+    batch_key uuid PRIMARY KEY,
+    log text NOT NULL CHECK (log IN ('interaction', 'embedding')),
+    rows integer,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ingest_batches_created_at ON drift.ingest_batches (created_at);
+COMMENT ON TABLE drift.ingest_batches IS 'One row per SDK batch, written in the batch''s own transaction: a retry after a lost COMMIT finds its key and writes nothing again (exactly-once without a key per row).';
+COMMENT ON COLUMN drift.ingest_batches.batch_key IS 'Random key the SDK makes for one call (all its attempts).';
+COMMENT ON COLUMN drift.ingest_batches.log IS 'interaction or embedding.';
+COMMENT ON COLUMN drift.ingest_batches.rows IS 'Rows the batch wrote (embeddings: replayed keys not counted).';
+COMMENT ON COLUMN drift.ingest_batches.created_at IS 'When the batch was written; rows older than a retry could wait are dropped by drift.prune_ingest_keys().';
+
+DO $$
+DECLARE
+    p record;
+BEGIN
+    FOR p IN SELECT id, pattern FROM drift.refusal_patterns WHERE enabled LOOP
+        BEGIN
+            PERFORM '' ~* p.pattern;
+        EXCEPTION WHEN invalid_regular_expression THEN
+            UPDATE drift.refusal_patterns
+            SET enabled = false, description = concat_ws(' ', description, '[disabled: not a valid regular expression]')
+            WHERE id = p.id;
+        END;
+    END LOOP;
+END $$;
+
+
 -- migration 0009_incidents
 
 -- Incidents: the drift events of one model and kind whose windows overlap are one incident;
@@ -761,21 +863,22 @@ SET search_path = pg_catalog
 AS $$ SELECT value FROM drift.settings WHERE key = p_key $$;
 COMMENT ON FUNCTION drift.setting(text) IS 'The value of one drift.settings key as text (NULL when unknown).';
 
-CREATE OR REPLACE FUNCTION drift.settings_validate() RETURNS trigger
-LANGUAGE plpgsql
+CREATE OR REPLACE FUNCTION drift.setting_spec(p_key text) RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog
 AS $$
-DECLARE
-    -- Every key of drift.settings with its type and range: (type, low, high), bounds inclusive
-    -- unless noted. Unknown keys are the user's own and are not checked.
-    spec text[] := CASE NEW.key
-        WHEN 'current_window'           THEN ARRAY['interval', '>0', NULL]
-        WHEN 'bucket_width'             THEN ARRAY['interval', '>0', NULL]
-        WHEN 'evaluate_interval'        THEN ARRAY['interval', '0', NULL]
-        WHEN 'cooldown'                 THEN ARRAY['interval', '0', NULL]
-        WHEN 'auto_baseline'            THEN ARRAY['interval', '0', NULL]
-        WHEN 'false_alarm_interval'     THEN ARRAY['interval', '0', NULL]
-        WHEN 'min_samples'              THEN ARRAY['integer', '1', NULL]
+    -- Every key of the engine with its type and range: (type, low, high), bounds inclusive,
+    -- '>0' for "positive". Windows are bounded: an interval of '1000000 years' or 'infinity'
+    -- would silently stop detection or overflow the timestamp arithmetic of evaluate().
+    SELECT CASE p_key
+        WHEN 'current_window'           THEN ARRAY['interval', '>0', '90 days']
+        WHEN 'bucket_width'             THEN ARRAY['interval', '>0', '1 day']
+        WHEN 'evaluate_interval'        THEN ARRAY['interval', '0', '90 days']
+        WHEN 'cooldown'                 THEN ARRAY['interval', '0', '90 days']
+        WHEN 'auto_baseline'            THEN ARRAY['interval', '0', '90 days']
+        -- data time between false alarms: a quiet model may rightly ask for years
+        WHEN 'false_alarm_interval'     THEN ARRAY['interval', '0', '3650 days']
+        WHEN 'min_samples'              THEN ARRAY['integer', '1', '1000000000']
         WHEN 'novelty_per_bucket'       THEN ARRAY['integer', '10', '1000000']
         WHEN 'novelty_sample_size'      THEN ARRAY['integer', '100', '100000']
         WHEN 'alpha'                    THEN ARRAY['number', '0', '1']
@@ -786,11 +889,24 @@ DECLARE
         WHEN 'toxic_at'                 THEN ARRAY['number', '0', '1']
         WHEN 'novelty_quantile'         THEN ARRAY['number', '0.5', '0.999']
         WHEN 'embedding_distance_floor' THEN ARRAY['number', '0', '2']
-    END;
+    END
+$$;
+COMMENT ON FUNCTION drift.setting_spec(text) IS 'Type and range of an engine setting as {type, low, high} (NULL for a key of the user''s own).';
+
+CREATE OR REPLACE FUNCTION drift.settings_validate() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    spec text[] := drift.setting_spec(NEW.key);
     low text := spec[2];
     high text := spec[3];
     positive boolean := low = '>0';
 BEGIN
+    IF TG_OP = 'UPDATE' AND NEW.key IS DISTINCT FROM OLD.key AND drift.setting_spec(OLD.key) IS NOT NULL THEN
+        RAISE EXCEPTION 'drift setting % cannot be renamed: the engine reads it by name', OLD.key
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
     IF spec IS NULL THEN
         RETURN NEW;
     END IF;
@@ -801,6 +917,10 @@ BEGIN
         IF spec[1] = 'interval' THEN
             IF NEW.value::interval < low::interval OR (positive AND NEW.value::interval = low::interval) THEN
                 RAISE EXCEPTION '%', CASE WHEN positive THEN 'must be positive' ELSE 'must not be negative' END;
+            END IF;
+            -- also refuses 'infinity' (PostgreSQL 17+), which compares above every finite interval
+            IF NEW.value::interval > high::interval THEN
+                RAISE EXCEPTION 'must be at most %', high;
             END IF;
         ELSIF spec[1] = 'integer' THEN
             IF NEW.value::integer < low::integer OR NEW.value::integer > coalesce(high::integer, 2147483647) THEN
@@ -819,9 +939,33 @@ BEGIN
     END;
     RETURN NEW;
 END $$;
-COMMENT ON FUNCTION drift.settings_validate() IS 'Rejects a drift.settings value of the wrong type or range for its key (every key of the engine), with a clear error.';
+COMMENT ON FUNCTION drift.settings_validate() IS 'Rejects a drift.settings value of the wrong type or range for its key (every key of the engine), with a clear error; engine keys cannot be renamed.';
 CREATE OR REPLACE TRIGGER settings_validate BEFORE INSERT OR UPDATE ON drift.settings
     FOR EACH ROW EXECUTE FUNCTION drift.settings_validate();
+
+CREATE OR REPLACE FUNCTION drift.settings_keep() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    -- Deleting min_samples made evaluate() divide by zero, deleting bucket_width failed every
+    -- insert: an engine setting can be changed, never removed.
+    IF TG_OP = 'TRUNCATE' THEN
+        RAISE EXCEPTION 'drift.settings cannot be truncated: the engine reads its rows'
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    IF drift.setting_spec(OLD.key) IS NOT NULL THEN
+        RAISE EXCEPTION 'drift setting % cannot be deleted: the engine reads it', OLD.key
+            USING ERRCODE = 'integrity_constraint_violation',
+                  HINT = 'Change its value with UPDATE drift.settings SET value = ... WHERE key = ...';
+    END IF;
+    RETURN OLD;
+END $$;
+COMMENT ON FUNCTION drift.settings_keep() IS 'Refuses deleting an engine setting (and truncating drift.settings); keys of the user''s own may be deleted.';
+CREATE OR REPLACE TRIGGER settings_keep BEFORE DELETE ON drift.settings
+    FOR EACH ROW EXECUTE FUNCTION drift.settings_keep();
+CREATE OR REPLACE TRIGGER settings_keep_truncate BEFORE TRUNCATE ON drift.settings
+    FOR EACH STATEMENT EXECUTE FUNCTION drift.settings_keep();
 
 
 -- repeatable 20_ingest.sql
@@ -1086,6 +1230,160 @@ COMMENT ON FUNCTION drift.interaction_log_stamp_label() IS 'Stamps labelled_at w
 CREATE OR REPLACE TRIGGER interaction_log_stamp_label BEFORE UPDATE ON drift.interaction_log
     FOR EACH ROW WHEN (OLD.feedback IS DISTINCT FROM NEW.feedback OR OLD.correct IS DISTINCT FROM NEW.correct)
     EXECUTE FUNCTION drift.interaction_log_stamp_label();
+
+-- ---------------------------------------------------------------------------------------------
+-- Idempotency keys (drift.idempotency_keys): scoped per model; a replay with the same payload
+-- writes nothing, the same key with another payload is refused. Row triggers named *_dedup
+-- fire before interaction_log_fill_refusal, so the payload is what the client sent.
+-- ---------------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION drift.claim_idempotency_key(p_model text, p_log text, p_key text, p_row_id bigint,
+    p_hash bytea) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    prior drift.idempotency_keys;
+BEGIN
+    IF p_key = '' THEN
+        RAISE EXCEPTION '%_log: idempotency_key must not be empty (NULL for no key)', p_log
+            USING ERRCODE = 'check_violation', COLUMN = 'idempotency_key';
+    END IF;
+    -- Twice at most: the prior row can vanish between the two statements (pruned concurrently).
+    FOR attempt IN 1 .. 2 LOOP
+        -- A concurrent transaction with the same key makes this wait for its outcome.
+        INSERT INTO drift.idempotency_keys (model, log, key, row_id, payload_hash)
+        VALUES (p_model, p_log, p_key, p_row_id, p_hash)
+        ON CONFLICT DO NOTHING;
+        IF FOUND THEN
+            RETURN NULL;
+        END IF;
+        SELECT * INTO prior FROM drift.idempotency_keys k WHERE k.model = p_model AND k.log = p_log AND k.key = p_key;
+        IF FOUND THEN
+            RETURN prior.row_id;
+        END IF;
+    END LOOP;
+    RAISE EXCEPTION 'idempotency key % of model % could not be claimed', quote_literal(p_key), quote_literal(p_model)
+        USING ERRCODE = 'serialization_failure';
+END $$;
+COMMENT ON FUNCTION drift.claim_idempotency_key(text, text, text, bigint, bytea) IS 'Records a new (model, log, key) and returns NULL, or returns the row id the key was first written with (internal, for the dedup triggers).';
+
+CREATE OR REPLACE FUNCTION drift.idempotency_conflict(p_log text, p_model text, p_key text, p_row_id bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    RAISE EXCEPTION '%_log: idempotency key % of model % was already used with another payload',
+        CASE p_log WHEN 'interaction' THEN 'interaction' ELSE 'embeddings' END, quote_literal(p_key), quote_literal(p_model)
+        USING ERRCODE = 'unique_violation', CONSTRAINT = 'idempotency_keys_pkey', COLUMN = 'idempotency_key',
+              DETAIL = format('Key (model, key)=(%s, %s) was logged before as row %s with a different payload.',
+                              p_model, p_key, p_row_id),
+              HINT = 'A replay must send the same fields as the first request; a new interaction needs a new key.';
+END $$;
+COMMENT ON FUNCTION drift.idempotency_conflict(text, text, text, bigint) IS 'Raises the error for a key replayed with another payload (internal).';
+
+CREATE OR REPLACE FUNCTION drift.interaction_log_dedup() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    -- The payload: every column a client sends except id and created_at (a retry's clock).
+    h bytea := sha256(convert_to(ROW(NEW.model_version, NEW.prompt, NEW.response, NEW.is_refusal, NEW.toxicity,
+        NEW.feedback, NEW.correct, NEW.latency_ms, NEW.metadata)::text, 'UTF8'));
+    prior_id bigint;
+    prior_hash bytea;
+    same boolean;
+BEGIN
+    prior_id := drift.claim_idempotency_key(NEW.model, 'interaction', NEW.idempotency_key, NEW.id, h);
+    IF prior_id IS NULL THEN
+        RETURN NEW;
+    END IF;
+    SELECT k.payload_hash INTO prior_hash FROM drift.idempotency_keys k
+    WHERE k.model = NEW.model AND k.log = 'interaction' AND k.key = NEW.idempotency_key;
+    IF prior_hash IS NOT NULL THEN
+        same := prior_hash = h;
+    ELSE
+        -- A key from before payload hashes: compare the columns no late label can have changed.
+        SELECT (l.model_version, l.prompt, l.response, l.toxicity, l.latency_ms, l.metadata)
+               IS NOT DISTINCT FROM (NEW.model_version, NEW.prompt, NEW.response, NEW.toxicity, NEW.latency_ms, NEW.metadata)
+        INTO same FROM drift.interaction_log l WHERE l.id = prior_id;
+    END IF;
+    IF coalesce(same, false) THEN
+        RETURN NULL;  -- a replay: nothing is written
+    END IF;
+    PERFORM drift.idempotency_conflict('interaction', NEW.model, NEW.idempotency_key, prior_id);
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION drift.interaction_log_dedup() IS 'Idempotency of interaction_log inserts with a key: a replay of the same payload is skipped, another payload is an error (unique_violation on idempotency_keys_pkey).';
+CREATE OR REPLACE TRIGGER interaction_log_dedup BEFORE INSERT ON drift.interaction_log
+    FOR EACH ROW WHEN (NEW.idempotency_key IS NOT NULL)
+    EXECUTE FUNCTION drift.interaction_log_dedup();
+
+CREATE OR REPLACE FUNCTION drift.embeddings_log_dedup() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, extensions
+AS $$
+DECLARE
+    h bytea := sha256(convert_to(coalesce(NEW.interaction_id::text, ''), 'UTF8') || '\x00'::bytea
+                      || vector_send(NEW.embedding));
+    prior_id bigint;
+BEGIN
+    prior_id := drift.claim_idempotency_key(NEW.model, 'embedding', NEW.idempotency_key, NEW.id, h);
+    IF prior_id IS NULL THEN
+        RETURN NEW;
+    END IF;
+    IF EXISTS (SELECT 1 FROM drift.idempotency_keys k WHERE k.model = NEW.model AND k.log = 'embedding'
+               AND k.key = NEW.idempotency_key AND k.payload_hash = h) THEN
+        RETURN NULL;  -- a replay: nothing is written
+    END IF;
+    PERFORM drift.idempotency_conflict('embedding', NEW.model, NEW.idempotency_key, prior_id);
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION drift.embeddings_log_dedup() IS 'Idempotency of embeddings_log inserts with a key: a replay of the same payload is skipped, another payload is an error (unique_violation on idempotency_keys_pkey).';
+CREATE OR REPLACE TRIGGER embeddings_log_dedup BEFORE INSERT ON drift.embeddings_log
+    FOR EACH ROW WHEN (NEW.idempotency_key IS NOT NULL)
+    EXECUTE FUNCTION drift.embeddings_log_dedup();
+
+CREATE OR REPLACE FUNCTION drift.prune_ingest_keys(p_before timestamptz) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    keys bigint;
+    batches bigint;
+BEGIN
+    DELETE FROM drift.idempotency_keys WHERE created_at < p_before;
+    GET DIAGNOSTICS keys = ROW_COUNT;
+    DELETE FROM drift.ingest_batches WHERE created_at < p_before;
+    GET DIAGNOSTICS batches = ROW_COUNT;
+    RETURN keys + batches;
+END $$;
+COMMENT ON FUNCTION drift.prune_ingest_keys(timestamptz) IS 'Forgets idempotency keys and SDK batch keys first used before p_before (with the log partitions they point into); returns the rows deleted. A replay after that is written again.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Refusal patterns are checked when written: one invalid regex would fail every insert.
+-- ---------------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION drift.refusal_patterns_validate() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF length(NEW.pattern) > 1000 THEN
+        RAISE EXCEPTION 'refusal pattern is % characters long; the limit is 1000', length(NEW.pattern)
+            USING ERRCODE = 'invalid_regular_expression';
+    END IF;
+    BEGIN
+        PERFORM '' ~* NEW.pattern;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'refusal pattern % is not a valid regular expression: %', quote_literal(NEW.pattern), SQLERRM
+            USING ERRCODE = 'invalid_regular_expression',
+                  HINT = 'Patterns are POSIX regular expressions (ARE), matched case-insensitively with ~*.';
+    END;
+    RETURN NEW;
+END $$;
+COMMENT ON FUNCTION drift.refusal_patterns_validate() IS 'Refuses a refusal pattern that is not a valid regular expression (or longer than 1000 characters).';
+CREATE OR REPLACE TRIGGER refusal_patterns_validate BEFORE INSERT OR UPDATE OF pattern ON drift.refusal_patterns
+    FOR EACH ROW EXECUTE FUNCTION drift.refusal_patterns_validate();
 
 
 -- repeatable 30_rollups.sql
@@ -1415,6 +1713,10 @@ DECLARE
 BEGIN
     IF starts IS NULL OR ends IS NULL OR ends <= starts THEN
         RAISE EXCEPTION 'baseline window must have starts < ends (got % .. %)', starts, ends
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT (isfinite(starts) AND isfinite(ends)) THEN
+        RAISE EXCEPTION 'baseline window must have finite bounds (got % .. %)', starts, ends
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM drift.models m WHERE m.model = p_model) THEN
@@ -2676,7 +2978,150 @@ COMMENT ON FUNCTION drift.delete_simulated_models(text[]) IS
     'Deletes all data of models created by a simulation (refuses any other name); returns the rows deleted.';
 
 
+-- repeatable 95_security.sql
+
+-- Security: grants and row-level security for the driftloop roles and, when present,
+-- Supabase's anon / authenticated / service_role. Re-applied after every upgrade, so tables
+-- and functions that later migrations add are covered too.
+--
+--   driftloop_ingest  INSERT logs; UPDATE feedback/correct and SELECT only rows it logged.
+--   driftloop_worker  reads everything; writes events, runs, baselines, rollups, versions.
+--   driftloop_reader  SELECT on the views and drift_events only.
+--   anon              INSERT logs only (one key shared by every browser: it reads nothing).
+--   authenticated     INSERT logs; SELECT and label its own rows (inserted_by = JWT sub).
+--   service_role      everything (the app's backend; on Supabase it bypasses RLS anyway).
+--
+-- The log triggers and the report functions behind the views run as their owner (SECURITY
+-- DEFINER, search_path pinned): a role that may only insert logs still feeds the rollups and
+-- raises drift events, and a reader sees the views without reading the tables behind them.
+
+CREATE OR REPLACE FUNCTION drift.client_id() RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT coalesce(nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub', current_user::text)
+$$;
+COMMENT ON FUNCTION drift.client_id() IS 'Who is calling: the JWT sub in request.jwt.claims (set by PostgREST or the edge functions), else the database user. Compared with inserted_by by the row-level security policies.';
+
+DO $$
+DECLARE
+    t regclass;
+    tname name;
+    f regprocedure;
+    cfg text[];
+    ingest text[];
+    ingest_readers text[];
+    worker_only_reads constant text[] := ARRAY['settings', 'refusal_patterns', 'interaction_log', 'embeddings_log',
+        'code_layer', 'alembic_version'];
+    has_anon boolean := EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'anon');
+    has_authenticated boolean := EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'authenticated');
+    has_service boolean := EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'service_role');
+BEGIN
+    ingest := ARRAY['driftloop_ingest'] || CASE WHEN has_anon THEN ARRAY['anon'] ELSE '{}' END
+        || CASE WHEN has_authenticated THEN ARRAY['authenticated'] ELSE '{}' END;
+    ingest_readers := ARRAY['driftloop_ingest'] || CASE WHEN has_authenticated THEN ARRAY['authenticated'] ELSE '{}' END;
+
+    -- Row-level security on every table of schema drift, and a clean slate of table rights
+    -- for the roles this file manages (a right a release withdrew does not linger).
+    FOR t, tname IN SELECT c.oid, c.relname FROM pg_class c
+        WHERE c.relnamespace = 'drift'::regnamespace AND c.relkind IN ('r', 'p') LOOP
+        EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t);
+        EXECUTE format('REVOKE ALL ON %s FROM driftloop_ingest, driftloop_worker, driftloop_reader', t);
+        EXECUTE format('DROP POLICY IF EXISTS worker_all ON %s', t);
+        EXECUTE format('CREATE POLICY worker_all ON %s TO driftloop_worker USING (true) WITH CHECK (true)', t);
+        EXECUTE format('GRANT SELECT ON %s TO driftloop_worker', t);
+        IF NOT (tname LIKE 'simulation\_%' OR tname = ANY (worker_only_reads)) THEN
+            EXECUTE format('GRANT INSERT, UPDATE, DELETE ON %s TO driftloop_worker', t);
+        END IF;
+        IF has_service THEN
+            EXECUTE format('GRANT ALL ON %s TO service_role', t);
+            EXECUTE format('DROP POLICY IF EXISTS service_all ON %s', t);
+            EXECUTE format('CREATE POLICY service_all ON %s TO service_role USING (true) WITH CHECK (true)', t);
+        END IF;
+        IF has_anon THEN EXECUTE format('REVOKE ALL ON %s FROM anon', t); END IF;
+        IF has_authenticated THEN EXECUTE format('REVOKE ALL ON %s FROM authenticated', t); END IF;
+    END LOOP;
+
+    EXECUTE format('GRANT USAGE ON SCHEMA drift TO driftloop_ingest, driftloop_worker, driftloop_reader%s%s%s',
+        CASE WHEN has_anon THEN ', anon' ELSE '' END, CASE WHEN has_authenticated THEN ', authenticated' ELSE '' END,
+        CASE WHEN has_service THEN ', service_role' ELSE '' END);
+    GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA drift TO driftloop_worker;
+    IF has_service THEN GRANT ALL ON ALL SEQUENCES IN SCHEMA drift TO service_role; END IF;
+
+    -- Logs: clients insert, and read or label only their own rows. The ids are allocated with
+    -- nextval (the SDK and the functions return them), hence USAGE on the identity sequences.
+    FOR t IN SELECT unnest(ARRAY['drift.interaction_log', 'drift.embeddings_log']::regclass[]) LOOP
+        EXECUTE format('GRANT INSERT ON %s TO %s', t, array_to_string(ingest, ', '));
+        EXECUTE format('GRANT SELECT ON %s TO %s', t, array_to_string(ingest_readers, ', '));
+        EXECUTE format('GRANT USAGE ON SEQUENCE %s TO %s', pg_get_serial_sequence(t::text, 'id'), array_to_string(ingest, ', '));
+        EXECUTE format('DROP POLICY IF EXISTS clients_insert ON %s', t);
+        EXECUTE format('CREATE POLICY clients_insert ON %s FOR INSERT TO %s WITH CHECK (inserted_by = (SELECT drift.client_id()))',
+            t, array_to_string(ingest, ', '));
+        EXECUTE format('DROP POLICY IF EXISTS clients_select_own ON %s', t);
+        EXECUTE format('CREATE POLICY clients_select_own ON %s FOR SELECT TO %s USING (inserted_by = (SELECT drift.client_id()))',
+            t, array_to_string(ingest_readers, ', '));
+    END LOOP;
+    EXECUTE format('GRANT UPDATE (feedback, correct) ON drift.interaction_log TO %s', array_to_string(ingest_readers, ', '));
+    DROP POLICY IF EXISTS clients_label_own ON drift.interaction_log;
+    EXECUTE format('CREATE POLICY clients_label_own ON drift.interaction_log FOR UPDATE TO %s'
+        ' USING (inserted_by = (SELECT drift.client_id())) WITH CHECK (inserted_by = (SELECT drift.client_id()))',
+        array_to_string(ingest_readers, ', '));
+    -- The functions check an embedding's dimension before writing: the model registry's
+    -- dimensions are readable to the ingest role (nothing else of drift.models).
+    GRANT SELECT (model, embedding_dims) ON drift.models TO driftloop_ingest;
+    DROP POLICY IF EXISTS ingest_dims ON drift.models;
+    CREATE POLICY ingest_dims ON drift.models FOR SELECT TO driftloop_ingest USING (true);
+
+    -- Every driftloop command checks the schema version before it runs: readable to all roles.
+    -- (alembic_version does not exist yet when `driftloop db sql`'s script reaches this file.)
+    FOR t IN SELECT c.oid FROM pg_class c
+        WHERE c.relnamespace = 'drift'::regnamespace AND c.relname IN ('code_layer', 'alembic_version') LOOP
+        EXECUTE format('GRANT SELECT ON %s TO driftloop_ingest, driftloop_reader', t);
+        EXECUTE format('DROP POLICY IF EXISTS schema_version_read ON %s', t);
+        EXECUTE format('CREATE POLICY schema_version_read ON %s FOR SELECT TO driftloop_ingest, driftloop_reader USING (true)', t);
+    END LOOP;
+
+    -- Readers: the views (which read the tables as their owner) and the events.
+    GRANT SELECT ON drift.drift_events TO driftloop_reader;
+    DROP POLICY IF EXISTS reader_events ON drift.drift_events;
+    CREATE POLICY reader_events ON drift.drift_events FOR SELECT TO driftloop_reader USING (true);
+    FOR t IN SELECT c.oid FROM pg_class c WHERE c.relnamespace = 'drift'::regnamespace AND c.relkind IN ('v', 'm') LOOP
+        EXECUTE format('REVOKE ALL ON %s FROM driftloop_ingest, driftloop_worker, driftloop_reader', t);
+        EXECUTE format('GRANT SELECT ON %s TO driftloop_reader, driftloop_worker%s', t,
+            CASE WHEN has_service THEN ', service_role' ELSE '' END);
+        IF has_anon THEN EXECUTE format('REVOKE ALL ON %s FROM anon', t); END IF;
+        IF has_authenticated THEN EXECUTE format('REVOKE ALL ON %s FROM authenticated', t); END IF;
+    END LOOP;
+
+    -- Functions that run as their owner: the log tables' triggers (ingest feeds the rollups
+    -- and raises events it may not write itself) and every function a view calls (a view
+    -- checks table rights as its owner, but runs its functions as the caller).
+    FOR f IN
+        SELECT DISTINCT t.tgfoid::regprocedure FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
+        WHERE c.relnamespace = 'drift'::regnamespace AND NOT t.tgisinternal
+        UNION
+        SELECT DISTINCT d.refobjid::regprocedure
+        FROM pg_depend d JOIN pg_rewrite r ON d.classid = 'pg_rewrite'::regclass AND d.objid = r.oid
+        JOIN pg_class c ON c.oid = r.ev_class JOIN pg_proc p ON p.oid = d.refobjid
+        WHERE c.relnamespace = 'drift'::regnamespace AND d.refclassid = 'pg_proc'::regclass
+          AND p.pronamespace = 'drift'::regnamespace
+    LOOP
+        SELECT proconfig INTO cfg FROM pg_proc WHERE oid = f;
+        IF NOT EXISTS (SELECT 1 FROM unnest(cfg) c WHERE c LIKE 'search\_path=%') THEN
+            -- A definer function must never resolve names through the caller's search_path.
+            EXECUTE format('ALTER FUNCTION %s SET search_path = pg_catalog, public, extensions, pg_temp', f);
+        END IF;
+        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER', f);
+        IF (SELECT prorettype <> 'trigger'::regtype FROM pg_proc WHERE oid = f) THEN
+            EXECUTE format('REVOKE EXECUTE ON FUNCTION %s FROM PUBLIC', f);
+            EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO driftloop_reader, driftloop_worker%s', f,
+                CASE WHEN has_service THEN ', service_role' ELSE '' END);
+        END IF;
+    END LOOP;
+END $$;
+
+
 CREATE TABLE IF NOT EXISTS drift.alembic_version (version_num varchar(32) NOT NULL CONSTRAINT alembic_version_pkc PRIMARY KEY);
 INSERT INTO drift.alembic_version (version_num) VALUES ('0009_incidents');
-INSERT INTO drift.code_layer (digest) VALUES ('cb07604ae71536fbf3ee445beec1f298d7c194357fd4e5abbb7914f5caf572aa');
+INSERT INTO drift.code_layer (digest) VALUES ('a590d2bc35eb1796f89a4b13a92ab82689eb1c82152d9ef5862c5323f486e262');
 COMMIT;

@@ -13,6 +13,7 @@ import click
 
 from driftloop import migrations, report
 from driftloop.client import Client, connect
+from driftloop.database import database_url
 from driftloop.errors import DriftloopError
 from driftloop.worker import run_once
 from driftloop.worker.config import WorkerConfig, load_config
@@ -76,7 +77,8 @@ def check(as_json: bool, models: tuple[str, ...], fail_on: str, minutes: float |
     except DriftloopError as exc:
         raise click.ClickException(str(exc)) from None
     selected = list(models) or None
-    with connect(min_size=1, max_size=2) as client:
+    # The database itself, even when SUPABASE_URL is set: evaluation is not an edge function.
+    with connect(database_url(), min_size=1, max_size=2) as client:
         if selected:
             known = {r["model"] for r in client.status(models=selected)}
             missing = [m for m in selected if m not in known]
