@@ -59,6 +59,8 @@ def main(ctx: click.Context, verbose: int) -> None:
     ctx.obj = {"verbose": verbose}
     level = logging.WARNING - 10 * min(verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    # The pool logs each background reconnect; the command's own error line says what failed.
+    logging.getLogger("psycopg.pool").setLevel(level if verbose else logging.ERROR)
 
 
 main.add_command(db)
