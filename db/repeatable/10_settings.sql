@@ -22,6 +22,10 @@ AS $$
         -- data time between false alarms: a quiet model may rightly ask for years
         WHEN 'false_alarm_interval'     THEN ARRAY['interval', '0', '3650 days']
         WHEN 'min_samples'              THEN ARRAY['integer', '1', '1000000000']
+        -- log partitions: daily to weekly; how many kept ready; when old rollups become hourly
+        WHEN 'partition_interval'       THEN ARRAY['interval', '1 day', '7 days']
+        WHEN 'partitions_ahead'         THEN ARRAY['integer', '1', '366']
+        WHEN 'rollup_hourly_after'      THEN ARRAY['interval', '0', '3650 days']
         WHEN 'novelty_per_bucket'       THEN ARRAY['integer', '10', '1000000']
         WHEN 'novelty_sample_size'      THEN ARRAY['integer', '100', '100000']
         WHEN 'alpha'                    THEN ARRAY['number', '0', '1']

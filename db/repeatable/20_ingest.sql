@@ -79,9 +79,12 @@ BEGIN
     INSERT INTO drift.embedding_rollup_delta (model, bucket, n, vec_sum, sq_sum)
     SELECT e.model, drift.bucket_of(e.created_at, drift.setting('bucket_width')::interval), count(*),
         sum(e.embedding), sum(e.embedding * e.embedding)
-    FROM pg_temp.drift_staged_embeddings s JOIN drift.embeddings_log e ON e.id = s.id
+    -- created_at too: the log is partitioned by it, so each staged row probes one partition
+    -- (run-time pruning) instead of the primary key of every partition.
+    FROM pg_temp.drift_staged_embedding_keys s
+    JOIN drift.embeddings_log e ON e.id = s.id AND e.created_at = s.created_at
     GROUP BY 1, 2;
-    DELETE FROM pg_temp.drift_staged_embeddings;
+    DELETE FROM pg_temp.drift_staged_embedding_keys;
     -- Under SET CONSTRAINTS IMMEDIATE this runs before commit: later statements stage anew.
     PERFORM set_config('drift.staging_xact', '', true);
     RETURN NULL;
@@ -111,8 +114,11 @@ BEGIN
         IF few.n <= 16 AND few.model = few.model_hi AND few.lo = few.hi
            AND current_setting('drift.embeddings_checked', true) = few.model || '|' || few.lo THEN
             IF current_setting('drift.staging_xact', true) IS DISTINCT FROM xact THEN
-                IF to_regclass('pg_temp.drift_staged_embeddings') IS NULL THEN
-                    CREATE TEMP TABLE drift_staged_embeddings (id bigint NOT NULL) ON COMMIT DELETE ROWS;
+                IF to_regclass('pg_temp.drift_staged_embedding_keys') IS NULL THEN
+                    CREATE TEMP TABLE drift_staged_embedding_keys (id bigint NOT NULL, created_at timestamptz NOT NULL)
+                        ON COMMIT DELETE ROWS;
+                END IF;
+                IF to_regclass('pg_temp.drift_staged_flush') IS NULL THEN
                     CREATE TEMP TABLE drift_staged_flush (flush boolean) ON COMMIT DELETE ROWS;
                     CREATE CONSTRAINT TRIGGER drift_staged_flush AFTER INSERT ON pg_temp.drift_staged_flush
                         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION drift.flush_staged_embeddings();
@@ -120,7 +126,7 @@ BEGIN
                 INSERT INTO pg_temp.drift_staged_flush VALUES (true);
                 PERFORM set_config('drift.staging_xact', xact, true);
             END IF;
-            INSERT INTO pg_temp.drift_staged_embeddings SELECT n.id FROM new_rows n;
+            INSERT INTO pg_temp.drift_staged_embedding_keys SELECT n.id, n.created_at FROM new_rows n;
             RETURN NULL;
         END IF;
     END IF;

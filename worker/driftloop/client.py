@@ -1,10 +1,10 @@
 """The Python SDK: log interactions and embeddings, set baselines, evaluate, read drift status.
 
-    import driftloop
-    dl = driftloop.connect()              # DATABASE_URL, .env, or the embedded server
-    ids = dl.log_interactions([{"model": "support-bot", "prompt": "...", "response": "..."}])
-    dl.log_embeddings("support-bot", vectors, interaction_ids=ids)
-    events = dl.evaluate()
+import driftloop
+dl = driftloop.connect()              # DATABASE_URL, .env, or the embedded server
+ids = dl.log_interactions([{"model": "support-bot", "prompt": "...", "response": "..."}])
+dl.log_embeddings("support-bot", vectors, interaction_ids=ids)
+events = dl.evaluate()
 """
 
 from __future__ import annotations
