@@ -20,8 +20,15 @@ demo: $(STAMP)
 	$(BIN)/driftloop demo
 
 # The worker's metrics test scrapes /metrics with a real Prometheus server (Debian's package).
+# Installing it needs root and apt; without them, say so instead of failing obscurely.
 prometheus:
-	command -v prometheus >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus)
+	@command -v prometheus >/dev/null || { \
+	  if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+	    echo "make test needs Prometheus (Debian's prometheus package) for the metrics tests, and installing" >&2; \
+	    echo "it needs root and apt-get: run 'sudo apt-get install prometheus' once, or put a prometheus" >&2; \
+	    echo "binary on PATH, then run make test again." >&2; exit 1; \
+	  fi; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus; }
 
 # The edge functions' npm packages (postgres, jose), pinned by functions/deno.lock, fetched
 # into Deno's cache from the npm registry (the deno binary comes from PyPI, a dev extra).
@@ -32,9 +39,13 @@ functions-deps: $(STAMP)
 pg-cron:
 	test -f /usr/share/postgresql/15/extension/pg_cron.control || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql-15-cron)
 
+# The tests run with TMPDIR in a fresh folder; on any exit (pass, fail, Ctrl+C) every embedded
+# PostgreSQL whose data directory is under it is stopped and the folder removed.
 test: $(STAMP) prometheus functions-deps pg-cron
 	$(BIN)/ruff check worker tests bench
-	$(BIN)/python -m pytest -q
+	@root=$$(mktemp -d /tmp/dl-test.XXXXXX); \
+	trap '$(BIN)/python -m tests.support.servers stop "'"$$root"'"; rm -rf "'"$$root"'"' EXIT INT TERM; \
+	TMPDIR=$$root $(BIN)/python -m pytest -q
 	$(MAKE) wheel-check
 
 # The built wheel, installed in a clean venv, run from an empty folder (not the checkout).

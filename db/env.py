@@ -13,7 +13,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine, pool
 
 from driftloop import migrations
-from driftloop.database import configure_connection, database_url
+from driftloop.database import CONNECT_TIMEOUT_S, configure_connection, database_url
 
 url = context.config.attributes.get("database_url") or database_url()
 head = ScriptDirectory.from_config(context.config).get_current_head()
@@ -24,7 +24,7 @@ to_head = destination in ("head", "heads", head)
 def _connect() -> psycopg.Connection:
     # psycopg parses the URL (or key=value DSN) itself: unix-socket URLs of the embedded server
     # and Supabase's pooler URLs then work exactly as everywhere else in driftloop.
-    conn = psycopg.connect(url)
+    conn = psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT_S)  # an unreachable host fails fast
     configure_connection(conn)
     return conn
 

@@ -29,6 +29,7 @@ def test_demo_quick_end_to_end(db_url: str, tmp_path: Path) -> None:
     assert "Drifts detected: 10 of 10 injected" in out
     assert "Actions taken: " in out and "reindex x" in out and "update_system_prompt x" in out and "retrain x" in out
     assert "Recovered after the action: 10 of 10" in out
+    assert "Back in the original baseline's band: " in out  # judged against the pre-drift baseline
     assert "False alarms: 0" in out
 
     text = (report / "report.md").read_text()
@@ -44,3 +45,6 @@ def test_demo_quick_end_to_end(db_url: str, tmp_path: Path) -> None:
             width, height = png.size
             assert 800 <= width <= 2000 and 500 <= height <= 2000, png.size
     assert "None: the drift-free control and the pre-drift periods raised no event." in text
+    assert "| back in original band |" in text and "## Incidents and recovery" in text
+    page = (report / "report.html").read_text()  # the same report, images embedded
+    assert page.count('<img src="data:image/png;base64,') == 7 and ".png\"" not in page

@@ -45,7 +45,7 @@ def test_detected_with_delay_action_and_recovery_since_it_stayed_under() -> None
     md = render(r, {})
     assert "| m | refusal_spike | refusals rise, from 01-01 01:00 | behavior / refusal_rate | yes | 20 min |" in md
     assert "update_system_prompt at 01:20 (resolved); update_system_prompt at 02:20 (resolved)" in md
-    assert "yes (since 02:30) | 0.100 → 0.100 |" in md
+    assert "yes (since 02:30) | — | 0.100 → 0.100 |" in md  # no incident recorded: original band not judged
 
 
 def test_events_before_the_drift_or_of_another_kind_are_false_alarms() -> None:
@@ -70,10 +70,10 @@ def test_a_new_report_replaces_the_timelines_of_the_previous_one(tmp_path: Path)
 
     first = run([event(1, 80)], [action(1, 80)], {80})
     write_report(first, tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.png", "m.png", "report.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.png", "m.png", "report.html", "report.md"]
     (tmp_path / "notes.txt").write_text("the user's own file")
     second = run([], [], set())
     second.models = {"m-2": "refusal_spike"}
     second.timeline = {"m-2": second.timeline["m"]}
     write_report(second, tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["m-2.png", "notes.txt", "report.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m-2.png", "notes.txt", "report.html", "report.md"]

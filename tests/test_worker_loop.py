@@ -37,7 +37,9 @@ def test_embedding_drift_is_detected_acted_on_and_gone(
     done = run_once(db_url, load_config())
 
     assert sorted(d.event_id for d in done) == [e[0] for e in events]
-    assert all(d.status == "resolved" and d.outcomes == {"reindex": "succeeded"} for d in done)
+    assert all(d.status == "resolved" for d in done)
+    # The embedding events of one drift are one incident: one reindex, the other events skip it.
+    assert sorted(d.outcomes["reindex"] for d in done) == ["skipped"] * (len(done) - 1) + ["succeeded"]
     baseline = conn.execute(
         "SELECT starts, ends FROM drift.baselines WHERE model = 'search-bot' AND kind = 'embedding'"
     ).fetchone()

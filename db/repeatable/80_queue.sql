@@ -30,6 +30,11 @@ AS $$
         WHERE ((c.status = 'pending' AND c.run_after <= now())
             OR (c.status = 'running' AND c.lease_expires_at < now()))
           AND (p_models IS NULL OR c.model = ANY (p_models))
+          -- One event of an incident at a time, oldest first: its actions run once for the
+          -- incident, and the later events then find them done (72_incidents.sql).
+          AND NOT EXISTS (
+              SELECT 1 FROM drift.drift_events o
+              WHERE o.incident_id = c.incident_id AND o.id < c.id AND o.status IN ('pending', 'running'))
         ORDER BY c.run_after, c.id
         LIMIT p_limit
         FOR NO KEY UPDATE SKIP LOCKED

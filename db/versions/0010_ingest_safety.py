@@ -1,7 +1,7 @@
 """Ingest safety: idempotency keys per model in their own table, SDK batch keys, bad patterns disabled.
 
 Revision ID: 0010_ingest_safety
-Revises: 0008_metrics
+Revises: 0009_incidents
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from driftloop.migrations import apply_sql
 
 revision = "0010_ingest_safety"
-down_revision = "0008_metrics"
+down_revision = "0009_incidents"
 branch_labels = None
 depends_on = None
 

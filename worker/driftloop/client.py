@@ -201,13 +201,17 @@ class Client:
 
         return self._call("set_baseline", work)
 
-    def evaluate(self, as_of: datetime | None = None) -> list[dict[str, Any]]:
-        """Evaluate every model now (or at `as_of`, timezone-aware); returns the drift events raised."""
+    def evaluate(self, as_of: datetime | None = None, models: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Evaluate every model (or only `models`) now (or at `as_of`, timezone-aware); returns the events raised."""
         at = validation.as_of(as_of)
 
         def work(conn: psycopg.Connection[Any], attempt: Attempt) -> list[dict[str, Any]]:
             cur = conn.cursor(row_factory=dict_row)
-            cur.execute(sql("evaluate"), {"as_of": at})
+            if models is None:
+                cur.execute(sql("evaluate"), {"as_of": at})
+            else:
+                cur.execute(sql("compact_rollups"))
+                cur.execute(sql("evaluate_models"), {"as_of": at, "models": list(models)})
             events = cur.fetchall()
             attempt.committing = True  # the pool commits as the connection goes back
             return events
@@ -215,16 +219,20 @@ class Client:
         # A retry after a lost answer would find the events open and raise none: say so instead.
         return self._call("evaluate", work, in_doubt_ok=False)
 
-    def status(self, as_of: datetime | None = None) -> list[dict[str, Any]]:
-        """Rows of drift.drift_status (or drift.drift_report(as_of)), one per model and metric."""
+    def status(self, as_of: datetime | None = None, models: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Rows of drift.drift_status (or drift.drift_report(as_of)), one per model and metric.
+
+        The current window is [as_of - current_window, as_of) rounded down to whole rollup
+        buckets (1 minute): rows logged in the current minute count from the next minute on.
+        """
         at = validation.as_of(as_of)
 
         def work(conn: psycopg.Connection[Any], attempt: Attempt) -> list[dict[str, Any]]:
             cur = conn.cursor(row_factory=dict_row)
-            if at is None:
+            if at is None and models is None:
                 cur.execute(sql("status"))
             else:
-                cur.execute(sql("report_at"), {"as_of": at})
+                cur.execute(sql("report_at"), {"as_of": at, "models": None if models is None else list(models)})
             return cur.fetchall()
 
         return self._call("status", work)

@@ -53,5 +53,13 @@ SELECT * FROM drift.evaluate(coalesce(%(as_of)s::timestamptz, now()));
 -- name: status
 SELECT * FROM drift.drift_status ORDER BY model, kind, metric;
 
+-- name: evaluate_models
+-- Only the given models (run compact_rollups first, as drift.evaluate() does).
+SELECT * FROM drift.evaluate_models(coalesce(%(as_of)s::timestamptz, now()), %(models)s::text[]);
+
+-- name: compact_rollups
+SELECT drift.compact_rollups();
+
 -- name: report_at
-SELECT * FROM drift.drift_report(%(as_of)s) ORDER BY model, kind, metric;
+SELECT * FROM drift.drift_report(coalesce(%(as_of)s::timestamptz, now()), %(models)s::text[])
+ORDER BY model, kind, metric;

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 
+CONNECT_TIMEOUT_S = 10
+
+
 def pgdata_dir() -> Path:
     return driftloop_home() / "pgdata"
 
@@ -98,6 +101,8 @@ def configure_connection(conn: psycopg.Connection[Any]) -> None:
 
 def connect(url: str | None = None, **kwargs: Any) -> psycopg.Connection[Any]:
     """A single connection with pgvector registered (for the CLI and one-off jobs)."""
+    # An unreachable host fails within seconds instead of the OS's TCP timeout (minutes).
+    kwargs.setdefault("connect_timeout", CONNECT_TIMEOUT_S)
     conn = psycopg.connect(url or database_url(), **kwargs)
     configure_connection(conn)
     return conn

@@ -40,3 +40,36 @@ class DatabaseUnavailable(DriftloopError, ConnectionError):
         self.elapsed_s = elapsed_s
         self.budget = budget
         self.in_doubt = in_doubt
+
+
+def one_line(exc: BaseException | str) -> str:
+    """An error as one line a user can act on (for the CLI's stderr).
+
+    Database errors are unwrapped (SQLAlchemy wraps psycopg's during migrations) and named
+    by what failed: a connection that could not be made, or the server's primary message.
+    """
+    if isinstance(exc, str):
+        text = exc
+    else:
+        inner = getattr(exc, "orig", None)  # sqlalchemy.exc.DBAPIError
+        if isinstance(inner, BaseException):
+            exc = inner
+        text = _database_message(exc) or str(exc) or type(exc).__name__
+    lines = [part.strip() for part in text.strip().splitlines() if part.strip()]
+    return "; ".join(lines[:2]) if lines else "unknown error"
+
+
+def _database_message(exc: BaseException) -> str | None:
+    import psycopg
+    import psycopg_pool
+
+    if isinstance(exc, psycopg_pool.PoolTimeout):
+        return f"cannot connect to the database: {exc}"
+    if not isinstance(exc, psycopg.Error):
+        return None
+    primary = exc.diag.message_primary if exc.diag else None
+    if exc.sqlstate is None and isinstance(exc, psycopg.OperationalError):
+        # No SQLSTATE: the server never answered (refused, unreachable, bad credentials).
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return f"cannot connect to the database: {first.removeprefix('connection failed: ')}"
+    return f"database error: {primary or str(exc)}"

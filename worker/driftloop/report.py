@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -13,6 +13,16 @@ RULE = "=" * 64
 
 def _num(value: Any, digits: int = 4) -> str:
     return "n/a" if value is None else f"{float(value):.{digits}f}"
+
+
+def window_text(row: Mapping[str, Any]) -> str:
+    """The data time of a report row: its current window, in UTC."""
+    start, end = row.get("window_start"), row.get("window_end")
+    if not isinstance(start, datetime) or not isinstance(end, datetime):
+        return ""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    same_day = start.date() == end.date()
+    return f" (current window {start:%Y-%m-%d %H:%M} → {end:{'%H:%M' if same_day else '%Y-%m-%d %H:%M'}} UTC)"
 
 
 def _p(value: Any) -> str:
@@ -64,14 +74,14 @@ def format_report(
 ) -> str:
     rows = list(status)
     raised = list(events)
-    lines = [RULE, title, RULE]
+    lines = [RULE, title, RULE, f"Checked at {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC (wall clock)"]
     if not rows:
         lines.append("No models logged yet.")
     current = None
     for row in rows:
         if row["model"] != current:
             current = row["model"]
-            lines.append(f"Model: {current}")
+            lines.append(f"Model: {current}{window_text(row)}")
         lines.append(check_line(row))
     drifted = [r for r in rows if r["drifted"]]
     lines.append("")

@@ -135,10 +135,12 @@ def baseline() -> None:
     type=click.Choice(["embedding", "behavior", "accuracy"]),
     help="Only these drift kinds (default: all).",
 )
-def baseline_set(model: str, starts: datetime, ends: datetime, kinds: tuple[str, ...]) -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per baseline.")
+def baseline_set(model: str, starts: datetime, ends: datetime, kinds: tuple[str, ...], as_json: bool) -> None:
     """Set MODEL's baseline to the window [--from, --to)."""
     import psycopg
 
+    from driftloop import table
     from driftloop.client import DRIFT_KINDS, connect
     from driftloop.errors import InputError
 
@@ -149,8 +151,16 @@ def baseline_set(model: str, starts: datetime, ends: datetime, kinds: tuple[str,
             raise click.ClickException(str(exc)) from None
         except psycopg.errors.InvalidParameterValue as exc:
             raise click.ClickException(exc.diag.message_primary or str(exc)) from None
-    for row in rows:
-        click.echo(f"{row['model']} {row['kind']}: {row['starts']} .. {row['ends']} ({row['n']} samples)")
+    if as_json:
+        click.echo(table.json_lines(rows))
+        return
+    click.echo(
+        table.render(
+            ("MODEL", "KIND", "FROM (UTC)", "TO (UTC)", "SAMPLES"),
+            ([r["model"], r["kind"], r["starts"], r["ends"], f"{r['n']} samples"] for r in rows),
+            empty="no baseline set",
+        )
+    )
 
 
 def _utc(value: datetime) -> datetime:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import signal
 import threading
@@ -12,7 +11,9 @@ import click
 import psycopg
 from psycopg.rows import dict_row
 
+from driftloop import table
 from driftloop.database import connect, database_url
+from driftloop.errors import one_line
 from driftloop.settings import env
 
 DEFAULT_METRICS_PORT = 8000
@@ -34,7 +35,7 @@ def _database() -> str:
         with connect(url) as conn:
             ready = conn.execute("SELECT to_regclass('drift.action_runs') IS NOT NULL").fetchone()
     except psycopg.OperationalError as exc:
-        raise click.ClickException(f"cannot connect to the database: {exc}") from None
+        raise click.ClickException(one_line(exc)) from None
     if not ready or not ready[0]:
         raise click.ClickException("the database has no worker schema; run `driftloop db upgrade` first")
     return url
@@ -85,7 +86,10 @@ def _redactor() -> Any:
     type=click.Path(dir_okay=False),
     help="Worker configuration (default DRIFTLOOP_CONFIG, else ./driftloop.toml).",
 )
-def worker(once: bool, concurrency: int | None, metrics_port: int | None, config_file: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="With --once: one JSON object per event processed.")
+def worker(
+    once: bool, concurrency: int | None, metrics_port: int | None, config_file: str | None, as_json: bool
+) -> None:
     """Claim drift events and run the configured actions (the daemon)."""
     from prometheus_client import CollectorRegistry
 
@@ -95,7 +99,20 @@ def worker(once: bool, concurrency: int | None, metrics_port: int | None, config
     url = _database()
     logging.getLogger("driftloop.worker").setLevel(logging.INFO)
     if once:
-        for done in run_once(url, config, concurrency=concurrency):
+        processed = run_once(url, config, concurrency=concurrency)
+        if as_json:
+            rows = [
+                {"event_id": d.event_id, "model": d.model, "kind": d.kind, "metric": d.metric, "status": d.status,
+                 "actions": [{"action": a.action, "outcome": a.outcome, "summary": a.summary or a.error}
+                             for a in d.actions]}
+                for d in processed
+            ]  # fmt: skip
+            if rows:
+                click.echo(table.json_lines(rows))
+            return
+        if not processed:
+            click.echo("no events due")
+        for done in processed:
             outcomes = ", ".join(f"{a.action}={a.outcome}" for a in done.actions) or "no actions"
             click.echo(f"event {done.event_id} {done.model} {done.kind}/{done.metric}: {done.status} ({outcomes})")
         return
@@ -134,31 +151,55 @@ def events() -> None:
 
 @events.command("list")
 @click.option("--status", type=click.Choice(["pending", "running", "resolved", "failed"]))
+@click.option("--model", help="Only this model's events.")
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def events_list(status: str | None, limit: int, as_json: bool) -> None:
-    """The latest drift events, newest first."""
+def events_list(status: str | None, model: str | None, limit: int, as_json: bool) -> None:
+    """The latest drift events, newest first.
+
+    Events of one model and kind whose windows overlap share an INCIDENT: its actions run
+    once, and the later events are resolved without running them again.
+    DATA TIME is when the drift was seen in the data (the evaluation's as_of, UTC); RAISED is
+    the wall-clock time the event was written. They differ when data is replayed or late.
+    """
     from driftloop.worker.queries import query
 
     redactor = _redactor()
     with connect(_database()) as conn, conn.cursor(row_factory=dict_row) as cur:
-        rows = cur.execute(query("list_events"), {"status": status, "limit": limit}).fetchall()
+        rows = cur.execute(query("list_events"), {"status": status, "model": model, "limit": limit}).fetchall()
     for row in rows:
         # Rows written before redaction existed (or by other tools) may still quote a secret.
         row["last_error"] = redactor.text(row["last_error"]) if row["last_error"] else row["last_error"]
         row["resolution"] = redactor.value(row["resolution"])
-        if as_json:
-            click.echo(json.dumps(row, default=str))
-            continue
-        line = (
-            f"{row['id']:>6} {row['created_at']:%Y-%m-%d %H:%M:%S} {row['status']:<8} "
-            f"{row['model']} {row['kind']}/{row['metric']} attempts {row['attempts']}/{row['max_attempts']}"
+    if as_json:
+        if rows:
+            click.echo(table.json_lines(rows))
+        return
+    click.echo(
+        table.render(
+            EVENT_COLUMNS,
+            (_event_cells(row) for row in rows),
+            empty="no events" + (f" with status {status}" if status else "") + (f" for model {model}" if model else ""),
         )
-        if row["claimed_by"]:
-            line += f" claimed by {row['claimed_by']} until {row['lease_expires_at']:%H:%M:%S}"
-        if row["last_error"] and row["status"] != "resolved":
-            line += f" error: {row['last_error'].splitlines()[0]}"
-        click.echo(line)
+    )
+
+
+EVENT_COLUMNS = ("ID", "INCIDENT", "STATUS", "MODEL", "KIND", "METRIC", "SCORE", "THRESHOLD", "DATA TIME (UTC)",
+                 "RAISED (UTC)", "ATTEMPTS", "NOTE")  # fmt: skip
+EVENT_KEYS = ("id", "incident_id", "status", "model", "kind", "metric", "score", "threshold", "as_of", "created_at")
+
+
+def _event_cells(row: dict[str, Any]) -> list[Any]:
+    return [row[key] for key in EVENT_KEYS] + [f"{row['attempts']}/{row['max_attempts']}", _event_note(row)]
+
+
+def _event_note(row: dict[str, Any]) -> str:
+    if row["claimed_by"] and row["status"] == "running":
+        return f"claimed by {row['claimed_by']} until {row['lease_expires_at']:%H:%M:%S}"
+    if row["last_error"] and row["status"] != "resolved":
+        return "error: " + row["last_error"].splitlines()[0][:120]
+    actions = (row["resolution"] or {}).get("actions") or []
+    return ", ".join(f"{a['action']} {a['outcome']}" for a in actions)
 
 
 @events.command("retry")
@@ -193,18 +234,24 @@ def prompt() -> None:
 @prompt.command("show")
 @click.argument("model")
 @click.option("--history", is_flag=True, help="All versions, newest first.")
-def prompt_show(model: str, history: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per version.")
+def prompt_show(model: str, history: bool, as_json: bool) -> None:
     """The active system prompt of MODEL (what `SELECT drift.active_prompt(MODEL)` returns)."""
     from driftloop.worker.queries import query
 
     with connect(_database()) as conn, conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(query("prompt_history"), {"model": model}).fetchall()
-    if not rows:
-        raise click.ClickException(f"model {model!r} has no prompt versions")
-    for row in rows if history else [r for r in rows if r["active"]]:
+    if not rows and not as_json:
+        click.echo(f"no prompt versions for model {model} (update_system_prompt writes them)")
+        return
+    shown = rows if history else [r for r in rows if r["active"]]
+    if as_json:
+        click.echo(table.json_lines(shown))
+        return
+    for row in shown:
         mark = " (active)" if row["active"] else ""
         click.echo(
-            f"--- version {row['version']}{mark} {row['created_at']:%Y-%m-%d %H:%M:%S} {row['reason'] or ''}".rstrip()
+            f"--- version {row['version']}{mark} {table.cell(row['created_at'])} UTC {row['reason'] or ''}".rstrip()
         )
         click.echo(row["prompt"])
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Event:
     score: float | None
     threshold: float | None
     status: str
+    incident_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,46 @@ class Action:
     actions: tuple[str, ...]
     outcome: str
     detail: str | None
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A reference window drawn on the timelines: the current one, or an incident's original."""
+
+    model: str
+    kind: str
+    starts: datetime
+    ends: datetime
+    label: str
+
+
+@dataclass(frozen=True)
+class Incident:
+    """Events of one model and kind with overlapping windows, and its recovery at the end.
+
+    `recovery` holds drift.incident_recovery's rows at the end of the report: per metric the
+    value against the ORIGINAL baseline's band and the engine's verdict against the current one.
+    """
+
+    id: int
+    model: str
+    kind: str
+    first_as_of: datetime
+    event_ids: tuple[int, ...]
+    metrics: tuple[str, ...]
+    actions: tuple[str, ...]
+    reference: dict[str, Any]
+    recovery: tuple[dict[str, Any], ...]
+
+    @property
+    def recovered_vs_reference(self) -> bool | None:
+        judged = [r["within_reference"] for r in self.recovery if r.get("within_reference") is not None]
+        return all(judged) if judged else None
+
+    @property
+    def recovered_vs_current(self) -> bool | None:
+        judged = [r["within_current"] for r in self.recovery if r.get("within_current") is not None]
+        return all(judged) if judged else None
 
 
 @dataclass
@@ -98,6 +140,10 @@ class RunRecord:
     actions: list[Action]
     timeline: dict[str, list[Point]]  # model -> points in time order
     params: dict[str, object] = field(default_factory=dict)
+    incidents: list[Incident] = field(default_factory=list)
+    # Reference windows to shade per model; empty: [starts, baseline_ends) for every model.
+    baselines: dict[str, list[Baseline]] = field(default_factory=dict)
+    notes: dict[str, list[str]] = field(default_factory=dict)  # model -> honest remarks
 
 
 def _matches(truth: Truth, model: str, kind: str, metric: str) -> bool:

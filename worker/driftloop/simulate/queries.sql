@@ -118,7 +118,7 @@ SELECT model, scenario, kind, metric, effect, starts_at, description
 FROM drift.simulation_drifts WHERE run_id = %(run_id)s ORDER BY model, id;
 
 -- name: run_events
-SELECT e.id, e.model, e.kind, e.metric, e.window_end, e.score, e.threshold, e.status
+SELECT e.id, e.model, e.kind, e.metric, e.window_end, e.score, e.threshold, e.status, e.incident_id
 FROM drift.drift_events AS e
 JOIN drift.simulation_models AS s ON s.model = e.model
 WHERE s.run_id = %(run_id)s

@@ -1,11 +1,12 @@
-"""The report folder of a run: one PNG timeline per model and report.md."""
+"""The report folder of a run (or of `driftloop report`): one PNG timeline per model,
+report.md, and report.html with the images embedded."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from driftloop.simulate import markdown, plots
+from driftloop.simulate import html, markdown, plots
 from driftloop.simulate.outcomes import RunRecord
 
 _IMAGE_LINK = re.compile(r"!\[[^\]]*\]\(([^)/\\]+\.png)\)")
@@ -29,4 +30,7 @@ def write_report(run: RunRecord, folder: Path, progress: plots.Progress | None =
         images[model] = plots.plot_model(run, model, folder / f"{model}.png")
         if progress:
             progress("report", i + 1, len(run.models))
-    return markdown.write(run, images, folder / "report.md")
+    path = markdown.write(run, images, folder / "report.md")
+    title = f"driftloop {run.command} report" + (f" — run {run.run_id}" if run.run_id else "")
+    html.write(path, title)
+    return path

@@ -381,6 +381,10 @@ class Simulation:
             if i % 12 == 11:
                 self.conn.execute(query("compact"))
             self.progress("simulate", i + 1, steps)
+        # The action runs' recovery verdicts at the end, against each incident's original baseline.
+        from driftloop.history import query as history_query
+
+        self.conn.execute(history_query("record_recovery"), {"ends": p.ends, "models": models})
         self.finish("finished", None)
         return self.run_id
 

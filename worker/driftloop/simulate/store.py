@@ -7,7 +7,7 @@ from typing import Any
 
 import psycopg
 
-from driftloop.simulate.outcomes import Action, Event, Point, RunRecord, Truth
+from driftloop.simulate.outcomes import Action, Event, Incident, Point, RunRecord, Truth
 from driftloop.simulate.queries import query
 
 
@@ -22,7 +22,8 @@ def record_action(conn: psycopg.Connection[Any], run_id: int, processed: Any, si
             "sim_at": sim_at,
             "kind": processed.kind,
             "metric": processed.metric,
-            "actions": processed.action_names,
+            # Only the actions that ran: a later event of an incident skips the ones already done.
+            "actions": [a.action for a in processed.actions if a.outcome != "skipped"],
             "outcome": processed.status,
             "detail": detail[:4000] or None,
         },
@@ -45,6 +46,13 @@ def load_run(conn: psycopg.Connection[Any], run_id: int) -> RunRecord:
     timeline: dict[str, list[Point]] = {m: [] for m in models}
     for model, *rest in conn.execute(query("run_timeline"), args).fetchall():
         timeline[model].append(Point(*rest))
+    from driftloop.history import query as history_query
+
+    span = {"models": list(models), "starts": starts, "ends": ends}
+    incidents = [
+        Incident(i, m, k, first, tuple(ids), tuple(metrics), tuple(acts), ref or {}, tuple(rec or ()))
+        for i, m, k, first, ids, metrics, acts, ref, rec in conn.execute(history_query("incidents"), span).fetchall()
+    ]
     return RunRecord(
         run_id=run_id,
         command=command,
@@ -59,4 +67,5 @@ def load_run(conn: psycopg.Connection[Any], run_id: int) -> RunRecord:
         actions=actions,
         timeline=timeline,
         params=dict(params or {}),
+        incidents=incidents,
     )

@@ -99,7 +99,23 @@ def closing_lines(run: RunRecord, report_path: str | None) -> list[str]:
     counts = Counter(name for a in run.actions for name in a.actions if a.outcome == "resolved")
     taken = ", ".join(f"{name} x{n}" for name, n in sorted(counts.items()))
     lines.append(f"Actions taken: {taken or 'none'}")
-    lines.append(f"Recovered after the action: {len(recovered)} of {len(results)}")
+    lines.append(f"Recovered after the action: {len(recovered)} of {len(results)} (no drift vs the current baseline)")
+    # Per injected drift, the latest incident of its model and kind, judged against the
+    # baseline from before the drift (a reindex or retrain moved the engine's own).
+    latest = {
+        (o.truth.model, o.truth.kind): max(
+            (i for i in run.incidents if i.model == o.truth.model and i.kind == o.truth.kind),
+            key=lambda i: i.id,
+            default=None,
+        )
+        for o in results
+    }
+    back = [i.recovered_vs_reference for i in latest.values() if i and i.recovered_vs_reference is not None]
+    if back:
+        lines.append(
+            f"Back in the original baseline's band: {sum(back)} of {len(back)} judged "
+            "(against the baseline from before the drift)"
+        )
     alarms = false_alarms(run)
     lines.append(
         f"False alarms: {len(alarms)}"

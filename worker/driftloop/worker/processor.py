@@ -28,6 +28,10 @@ from driftloop.worker.store import LeaseLost, Store
 
 log = logging.getLogger("driftloop.worker")
 
+# Actions whose effect depends on the drifted metric (the prompt gets that metric's guidance):
+# they run once per incident and metric; every other type runs once per incident.
+PER_METRIC_TYPES = frozenset({"update_system_prompt"})
+
 
 @dataclass(frozen=True)
 class ActionOutcome:
@@ -186,15 +190,24 @@ class Processor:
     def _run_action(self, event: DriftEvent, name: str, type_name: str, settings: Any) -> ActionOutcome:
         """Run one action, recorded in drift.action_runs."""
         previous = self.store.succeeded_run(event.id, name)
+        if previous is not None and type_name in PER_METRIC_TYPES and not previous["same_metric"]:
+            previous = None  # its guidance was for another metric of the incident
         if previous is not None:
-            log.info(
-                "event=%d action=%s outcome=skipped reason='succeeded before (run %d)'", event.id, name, previous["id"]
-            )
+            if previous["event_id"] == event.id:
+                summary = "succeeded in an earlier attempt"
+            else:
+                # Another event of the same incident (same model and kind, overlapping windows)
+                # already ran it: one drift, one action.
+                summary = (
+                    f"already succeeded for incident {previous['incident_id']} "
+                    f"(event {previous['event_id']}, run {previous['id']}); not run again"
+                )
+            log.info("event=%d action=%s outcome=skipped reason=%r", event.id, name, summary)
             return ActionOutcome(
                 name,
                 type_name,
                 "skipped",
-                summary="succeeded in an earlier attempt",
+                summary=summary,
                 run_id=previous["id"],
                 output=previous["output"] or {},
             )

@@ -17,9 +17,15 @@ SELECT id FROM drift.hold_event(%(event_id)s, %(worker)s) AS id WHERE id IS NOT 
 SELECT drift.abandon_stale_runs(%(event_id)s, %(worker)s);
 
 -- name: succeeded_run
-SELECT id, output
-FROM drift.action_runs
-WHERE event_id = %(event_id)s AND action = %(action)s AND outcome = 'succeeded';
+-- This event's own succeeded run of the action, else one of another event of its incident:
+-- a route's actions run once per incident (db/repeatable/72_incidents.sql).
+SELECT r.id, r.output, r.event_id, e.incident_id, o.metric = e.metric AS same_metric
+FROM drift.drift_events e
+JOIN drift.drift_events o ON o.id = e.id OR o.incident_id = e.incident_id
+JOIN drift.action_runs r ON r.event_id = o.id AND r.action = %(action)s AND r.outcome = 'succeeded'
+WHERE e.id = %(event_id)s
+ORDER BY (r.event_id = e.id) DESC, (o.metric = e.metric) DESC, r.id
+LIMIT 1;
 
 -- name: start_run
 SELECT id FROM drift.start_run(%(event_id)s, %(worker)s, %(action)s, %(action_type)s) AS id WHERE id IS NOT NULL;
@@ -48,10 +54,13 @@ SELECT extract(epoch FROM least(
 ) - now())::float8;
 
 -- name: list_events
-SELECT id, created_at, model, kind, metric, score, threshold, status, attempts, max_attempts,
-    claimed_by, lease_expires_at, run_after, last_error, resolution
+-- as_of: the data time the drift was seen at (the evaluation's as_of); created_at: wall clock.
+SELECT id, incident_id, created_at, (details->>'as_of')::timestamptz AS as_of, window_start, window_end, model, kind,
+    metric, score, threshold, p_value, status, attempts, max_attempts, claimed_by, lease_expires_at,
+    run_after, last_error, resolution
 FROM drift.drift_events
-WHERE %(status)s::text IS NULL OR status = %(status)s
+WHERE (%(status)s::text IS NULL OR status = %(status)s)
+  AND (%(model)s::text IS NULL OR model = %(model)s)
 ORDER BY id DESC
 LIMIT %(limit)s;
 

@@ -60,6 +60,10 @@ def render(settings: Settings, previous: str, event_fields: dict[str, Any]) -> s
     return settings.template.format(previous=previous, guidance=guidance, **event_fields).strip()
 
 
+def _rounded(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
 def run(ctx: ActionContext, settings: Settings) -> ActionResult:
     event = ctx.event
     details = event.details
@@ -73,8 +77,8 @@ def run(ctx: ActionContext, settings: Settings) -> ActionResult:
         "threshold": event.threshold,
     }
     reason = (
-        f"{event.kind} drift of {event.metric}: {details.get('value')} vs baseline "
-        f"{details.get('baseline_value')} (event {event.id})"
+        f"{event.kind} drift of {event.metric}: {_rounded(details.get('value'))} vs baseline "
+        f"{_rounded(details.get('baseline_value'))} (event {event.id})"
     )
     with ctx.transaction() as conn:
         params = {"model": event.model, "created_by": ctx.worker_id}
