@@ -41,18 +41,24 @@ def mmd_permutation_p(ref: np.ndarray, cur: np.ndarray, rng: np.random.Generator
     return float((1 + np.sum(vals[1:] >= vals[0])) / (permutations + 1))
 
 
-def _three_moment_p(stat: float, h: float, cov_eig: np.ndarray) -> float:
+def _three_moment_p(stat: float, h: float, traces: tuple[float, float, float]) -> float:
     """P(T > stat) for T = |mean difference|^2: a weighted chi-square matched in three cumulants."""
-    t1, t2, t3 = cov_eig.sum(), (cov_eig**2).sum(), (cov_eig**3).sum()
+    t1, t2, t3 = traces
     k1, k2, nu = t1 * h, 2 * t2 * h * h, t2**3 / t3**2
     return float(stats.chi2.sf(nu + (stat - k1) * np.sqrt(2 * nu / k2), nu))
+
+
+def covariance_traces(x: np.ndarray) -> tuple[float, float, float]:
+    """tr S, tr S^2, tr S^3 of the sample covariance, through the n x n Gram matrix (cheap when d > n)."""
+    c = x - x.mean(0)
+    g = c @ c.T / (len(x) - 1)
+    return float(np.trace(g)), float(np.sum(g * g)), float(np.sum(g * (g @ g)))
 
 
 def mean_shift_p(ref: np.ndarray, cur: np.ndarray) -> float:
     """Today's centroid test: |mean difference|^2, three-moment fit from the reference covariance."""
     d = cur.mean(0) - ref.mean(0)
-    eig = np.clip(np.linalg.eigvalsh(np.cov(ref.T)), 0, None)
-    return _three_moment_p(float(d @ d), 1 / len(ref) + 1 / len(cur), eig)
+    return _three_moment_p(float(d @ d), 1 / len(ref) + 1 / len(cur), covariance_traces(ref))
 
 
 class PrincipalMeanTest:
@@ -64,8 +70,12 @@ class PrincipalMeanTest:
 
     def __init__(self, ref: np.ndarray, k: int = 20) -> None:
         self.mean = ref.mean(0)
-        lam, vec = np.linalg.eigh(np.cov(ref.T))
-        self.lam, self.u = lam[::-1][:k], vec[:, ::-1][:, :k]
+        c = ref - self.mean
+        # Top-k eigenpairs of the covariance from the n x n Gram matrix (d may exceed n).
+        lam, w = np.linalg.eigh(c @ c.T / (len(ref) - 1))
+        lam, w = lam[::-1][:k], w[:, ::-1][:, :k]
+        u = c.T @ w
+        self.lam, self.u = lam, u / np.linalg.norm(u, axis=0)
         self.n = len(ref)
         self.k = k
 
@@ -157,7 +167,7 @@ class RandomFeatureMMD:
         self.b = rng.uniform(0, 2 * np.pi, features)
         f = self.phi(ref)
         self.mean = f.mean(0)
-        self.eig = np.clip(np.linalg.eigvalsh(np.cov(f.T)), 0, None)
+        self.traces = covariance_traces(f)
         self.n = len(ref)
 
     def phi(self, x: np.ndarray) -> np.ndarray:
@@ -165,4 +175,23 @@ class RandomFeatureMMD:
 
     def p(self, cur: np.ndarray) -> float:
         d = self.phi(cur).mean(0) - self.mean
-        return _three_moment_p(float(d @ d), 1 / self.n + 1 / len(cur), self.eig)
+        return _three_moment_p(float(d @ d), 1 / self.n + 1 / len(cur), self.traces)
+
+
+def arcsine_increase_p(x: float, n: float, x0: float, n0: float) -> float:
+    """One-sided arcsine two-sample test that x/n exceeds x0/n0 (drift.rate_increase_p)."""
+    z = (np.arcsin(np.sqrt((x + 0.375) / (n + 0.75))) - np.arcsin(np.sqrt((x0 + 0.375) / (n0 + 0.75)))) / np.sqrt(
+        1 / (4 * n + 2) + 1 / (4 * n0 + 2))
+    return float(stats.norm.sf(z))
+
+
+def nn_novelty_p(ref: np.ndarray, cur: np.ndarray, quantile: float = 0.99) -> float:
+    """Today's novelty rate (exact search): share of the window whose nearest reference point is
+    farther than the reference's own leave-one-out nearest-neighbour distance quantile."""
+    sim = ref @ ref.T
+    np.fill_diagonal(sim, -np.inf)
+    loo = 1 - sim.max(1)
+    radius = np.quantile(loo, quantile)
+    expected = int(np.sum(loo > radius))
+    novel = int(np.sum(1 - (cur @ ref.T).max(1) > radius))
+    return arcsine_increase_p(novel, len(cur), expected, len(ref))

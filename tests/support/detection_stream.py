@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from tests.support.detection_methods import ClusterShareTest
+from tests.support.detection_methods import ClusterShareTest, covariance_traces
 from tests.support.real_embeddings import RealCase, TopicSampler, ada_like
 
 MINUTES_PER_DAY = 1440
@@ -28,7 +28,7 @@ class Baseline:
 
     n: int
     mean: np.ndarray
-    eig: np.ndarray
+    traces: tuple[float, float, float]
     clusters: ClusterShareTest
 
 
@@ -37,8 +37,8 @@ def make_baseline(ref: np.ndarray, rng: np.random.Generator, k: int = 16, far_qu
     """Centroids from ``fit_rows`` reference rows, cluster shares and far radius from the rest."""
     fit_share = min(0.5, fit_rows / len(ref))
     clusters = ClusterShareTest(ref, k, rng, far_quantile, fit_share=fit_share)
-    eig = np.clip(np.linalg.eigvalsh(np.cov(ref.T)), 0, None)
-    return Baseline(len(ref), ref.mean(0), eig, clusters)
+    # The traces from at most 2,000 rows (the size of drift.baseline_samples).
+    return Baseline(len(ref), ref.mean(0), covariance_traces(ref[:2000]), clusters)
 
 
 @dataclass
@@ -71,7 +71,7 @@ def scan_p(b: Buckets, base: Baseline, lengths: tuple[int, ...], start: int = 0)
     cs = np.vstack([np.zeros((1, b.sums.shape[1])), np.cumsum(b.sums, axis=0)])
     cc = np.vstack([np.zeros((1, b.cells.shape[1])), np.cumsum(b.cells, axis=0)])
     t = np.arange(start + 1, len(b.n) + 1)
-    t1, t2, t3 = base.eig.sum(), (base.eig**2).sum(), (base.eig**3).sum()
+    t1, t2, t3 = base.traces
     nu = t2**3 / t3**2
     ref = base.clusters.ref_counts.astype(float)
     out = []

@@ -18,6 +18,7 @@ rebuilds the slice the tests use.
 from __future__ import annotations
 
 import argparse
+import functools
 import re
 import subprocess
 from collections.abc import Iterable
@@ -122,6 +123,13 @@ def load_slice(path: Path = SLICE_PATH) -> Corpus:
         return Corpus(v / np.linalg.norm(v, axis=1, keepdims=True), z["sections"].astype(str))
 
 
+@functools.lru_cache(maxsize=4)
+def _lift_maps(dims: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    basis, _ = np.linalg.qr(rng.standard_normal((dims, d + 1)))
+    return basis[:, 0], basis[:, 1:], rng.standard_normal((d, dims))
+
+
 def ada_like(vectors: np.ndarray, dims: int = 1536, shared: float = 1.6, extra: float = 0.1,
              seed: int = 1536) -> np.ndarray:
     """1536-d vectors with ada-002's geometry, from unit 256-d ones.
@@ -132,13 +140,10 @@ def ada_like(vectors: np.ndarray, dims: int = 1536, shared: float = 1.6, extra: 
     component spread over all 1535 of them (the low-variance extra dimensions).
     Fixed seeds: the same input always gives the same output.
     """
-    rng = np.random.default_rng(seed)
-    d = vectors.shape[1]
-    basis, _ = np.linalg.qr(rng.standard_normal((dims, d + 1)))
-    m, q = basis[:, 0], basis[:, 1:]
-    # The per-text extra component: seeded by the row content, so a row keeps its lift.
-    keys = np.abs((vectors[:, :8] * 1e6).astype(np.int64)).sum(axis=1)
-    noise = np.stack([np.random.default_rng(int(k) % (2**32)).standard_normal(dims) for k in keys])
+    m, q, proj = _lift_maps(dims, vectors.shape[1], seed)
+    # The per-text extra component: a fixed, fast-oscillating function of the row, so each
+    # text keeps its own lift and the components look independent across dimensions.
+    noise = np.sin(97.0 * (vectors @ proj)) * np.sqrt(2.0)
     noise -= np.outer(noise @ m, m)
     noise /= np.sqrt(dims - 1)
     out = shared * m + vectors @ q.T + extra * noise
