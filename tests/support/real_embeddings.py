@@ -98,6 +98,8 @@ def embed(texts: Iterable[str]) -> np.ndarray:
 def build_corpus(text: str | None = None) -> Corpus:
     """The whole corpus: every distinct description apt knows, embedded (a few seconds)."""
     pairs = parse_dumpavail(dumpavail() if text is None else text)
+    if len(pairs) < 1000:
+        raise RuntimeError(f"apt knows only {len(pairs)} package descriptions: run `apt-get update` first")
     sections = np.array([s for s, _ in pairs])
     return Corpus(embed(d for _, d in pairs), sections)
 
