@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test install lint bench clean prometheus schema wheel-check
+.PHONY: demo test install lint bench clean prometheus schema wheel-check functions-deps pg-cron
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,16 @@ demo: $(STAMP)
 prometheus:
 	command -v prometheus >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus)
 
-test: $(STAMP) prometheus
+# The edge functions' npm packages (postgres, jose), pinned by functions/deno.lock, fetched
+# into Deno's cache from the npm registry (the deno binary comes from PyPI, a dev extra).
+functions-deps: $(STAMP)
+	cd functions && ../$(BIN)/deno install --entrypoint main.ts tests/*.test.ts
+
+# `driftloop db schedule` is tested against a real pg_cron (Debian's PostgreSQL 15 package).
+pg-cron:
+	test -f /usr/share/postgresql/15/extension/pg_cron.control || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql-15-cron)
+
+test: $(STAMP) prometheus functions-deps pg-cron
 	$(BIN)/ruff check worker tests bench
 	$(BIN)/python -m pytest -q
 	$(MAKE) wheel-check
@@ -42,7 +51,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	test -n "$$(apt-cache dumpavail | head -c 1)" || apt-get update  # bench.detection_real's texts
-	for b in ingest evaluate detection detection_real reaction scrape; do $(BIN)/python -m bench.$$b || exit 1; done
+	for b in ingest evaluate detection detection_real reaction scrape edge; do $(BIN)/python -m bench.$$b || exit 1; done
 
 clean:
 	rm -rf $(VENV) driftloop-report .pytest_cache

@@ -8,6 +8,7 @@ import click
 
 from driftloop.commands.check import check
 from driftloop.commands.db import baseline, config, db
+from driftloop.commands.functions import functions
 from driftloop.commands.simulate import demo, simulate
 from driftloop.commands.worker import events, metrics, prompt, worker
 
@@ -30,3 +31,4 @@ main.add_command(events)
 main.add_command(prompt)
 main.add_command(simulate)
 main.add_command(demo)
+main.add_command(functions)

@@ -209,6 +209,27 @@ def _copy_value(column: str, value: Any) -> Any:
     return Jsonb(value) if column == "metadata" and value is not None else value
 
 
-def connect(database_url_: str | None = None, **pool_options: Any) -> Client:
-    """A Client for DATABASE_URL (or `.env`, or the embedded server when unset)."""
+def connect(
+    database_url_: str | None = None,
+    *,
+    supabase_url: str | None = None,
+    supabase_key: str | None = None,
+    **pool_options: Any,
+) -> Any:
+    """A Client for DATABASE_URL (or `.env`, or the embedded server when unset).
+
+    With `supabase_url` and `supabase_key` (or SUPABASE_URL and SUPABASE_KEY set and no
+    DATABASE_URL), a driftloop.supabase_client.SupabaseClient with the same logging API,
+    which logs through the project's edge functions.
+    """
+    from driftloop.database import settings_url
+    from driftloop.settings import env
+
+    if database_url_ is None and (supabase_url or supabase_key or (settings_url() is None and env("SUPABASE_URL"))):
+        from driftloop.supabase_client import SupabaseClient
+
+        url, key = supabase_url or env("SUPABASE_URL"), supabase_key or env("SUPABASE_KEY")
+        if not url or not key:
+            raise InputError("needs both a Supabase URL and key (SUPABASE_URL and SUPABASE_KEY)", field="supabase_key")
+        return SupabaseClient(url, key)
     return Client(database_url_ or database_url(), **pool_options)

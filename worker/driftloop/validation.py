@@ -25,6 +25,7 @@ MAX_EMBEDDING_DIMS = 16_000  # pgvector's limit for the vector type
 # square overflows cannot be counted, one whose square underflows is flushed to zero.
 MAX_EMBEDDING_COMPONENT = 1e18
 MIN_EMBEDDING_COMPONENT = 1e-18
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 INTERACTION_FIELDS = {
     "created_at",
@@ -86,6 +87,8 @@ def _number(value: Any, row: int, field: str, lo: float, hi: float | None) -> fl
     if number < lo or (hi is not None and number > hi):
         bound = f"between {lo:g} and {hi:g}" if hi is not None else f"at least {lo:g}"
         raise InputError(f"must be {bound}, got {number:g}", row=row, field=field)
+    if abs(number) > FLOAT32_MAX:  # the columns are real; the edge functions refuse the same
+        raise InputError(f"{number:g} does not fit a 4-byte float (real)", row=row, field=field)
     return number
 
 
@@ -186,8 +189,20 @@ def _metadata(value: Any, row: int) -> Any:
         text = json.dumps(value, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise InputError(f"must be JSON-serialisable without NaN/inf: {exc}", row=row, field="metadata") from None
+    if _has_nul(value):  # json.dumps escapes NUL; jsonb cannot store it (the edge functions say the same)
+        raise InputError("contains a NUL character, which PostgreSQL text cannot store", row=row, field="metadata")
     _text(text, row, "metadata", MAX_METADATA_BYTES)
     return value
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def embedding_vector(value: Any, *, row: int, expected_dims: int | None) -> np.ndarray:

@@ -8,6 +8,7 @@ import click
 
 from driftloop import migrations, report
 from driftloop.client import Client, connect
+from driftloop.database import database_url
 from driftloop.errors import DriftloopError
 from driftloop.worker import run_once
 from driftloop.worker.config import WorkerConfig, load_config
@@ -46,7 +47,8 @@ def check(as_json: bool, minutes: float | None, act: bool | None) -> None:
         config = load_config() if run_actions else None
     except DriftloopError as exc:
         raise click.ClickException(str(exc)) from None
-    with connect(min_size=1, max_size=2) as client:
+    # The database itself, even when SUPABASE_URL is set: evaluation is not an edge function.
+    with connect(database_url(), min_size=1, max_size=2) as client:
         if minutes is None:
             _run_once(client, as_json, config)
             return

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import click
+import psycopg
 
 from driftloop import database, migrations
 from driftloop.settings import threshold_overrides
@@ -99,7 +101,7 @@ def baseline_set(model: str, starts: datetime, ends: datetime, kinds: tuple[str,
 
     from driftloop.client import DRIFT_KINDS, connect
 
-    with connect(min_size=1, max_size=1) as client:
+    with connect(database.database_url(), min_size=1, max_size=1) as client:
         try:
             rows = client.set_baseline(model, _utc(starts), _utc(ends), kinds or DRIFT_KINDS)
         except psycopg.errors.InvalidParameterValue as exc:
@@ -112,3 +114,40 @@ def _utc(value: datetime) -> datetime:
     from datetime import UTC
 
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class _Failure(click.ClickException):
+    exit_code = 2  # a runtime error: one line on stderr, exit status 2
+
+
+def _cron_connection() -> psycopg.Connection[Any]:
+    # pg_cron lives beside driftloop, not in it: no pgvector adapters needed for this.
+    return psycopg.connect(database.database_url(), autocommit=True)
+
+
+@db.command()
+def schedule() -> None:
+    """Run drift.evaluate() every minute in pg_cron (Supabase ships it): detection with no worker alive."""
+    from driftloop import cron
+    from driftloop.errors import DriftloopError
+
+    try:
+        with _cron_connection() as conn:
+            job = cron.schedule(conn)
+    except (DriftloopError, psycopg.Error) as exc:
+        raise _Failure(str(exc).strip().splitlines()[0]) from None
+    click.echo(f"pg_cron job {job} ({cron.JOB_NAME}): {cron.COMMAND} every minute")
+
+
+@db.command()
+def unschedule() -> None:
+    """Remove the pg_cron job `driftloop db schedule` registered."""
+    from driftloop import cron
+    from driftloop.errors import DriftloopError
+
+    try:
+        with _cron_connection() as conn:
+            removed = cron.unschedule(conn)
+    except (DriftloopError, psycopg.Error) as exc:
+        raise _Failure(str(exc).strip().splitlines()[0]) from None
+    click.echo(f"removed {cron.JOB_NAME}" if removed else f"{cron.JOB_NAME} was not scheduled")

@@ -1,0 +1,1 @@
+"""The Supabase edge functions (TypeScript), shipped as package data: see driftloop.edge."""
