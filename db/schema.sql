@@ -736,6 +736,160 @@ COMMENT ON COLUMN drift.interaction_log.inserted_by IS 'Who logged the row: the 
 COMMENT ON COLUMN drift.embeddings_log.inserted_by IS 'Who logged the row: the JWT sub of a signed-in client, else the database user.';
 
 
+-- migration 0010_ingest_safety
+
+-- Ingest safety: idempotency keys scoped per model, kept in a table of their own (the logs
+-- may be partitioned by time, and a unique constraint on a partitioned table must contain
+-- the partition key); batch keys that make the SDK's retries exact; invalid refusal patterns
+-- from before patterns were validated are disabled (one of them failed every insert).
+
+CREATE TABLE drift.idempotency_keys (
+    model text NOT NULL,
+    log text NOT NULL CHECK (log IN ('interaction', 'embedding')),
+    key text NOT NULL CHECK (key <> '' AND length(key) <= 200),
+    row_id bigint NOT NULL,
+    payload_hash bytea,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (model, log, key)
+);
+CREATE INDEX idempotency_keys_created_at ON drift.idempotency_keys (created_at);
+COMMENT ON TABLE drift.idempotency_keys IS 'One row per idempotency key a log row was written with, per model and log: a replay with the same payload writes nothing, another payload is refused. Filled by the log triggers (any insert path).';
+COMMENT ON COLUMN drift.idempotency_keys.model IS 'The model the key belongs to: keys are scoped per model.';
+COMMENT ON COLUMN drift.idempotency_keys.log IS 'interaction (drift.interaction_log) or embedding (drift.embeddings_log).';
+COMMENT ON COLUMN drift.idempotency_keys.key IS 'The client''s idempotency key.';
+COMMENT ON COLUMN drift.idempotency_keys.row_id IS 'The id of the log row first written with this key.';
+COMMENT ON COLUMN drift.idempotency_keys.payload_hash IS 'SHA-256 of the row''s payload (every column the client sends except id and created_at); NULL for keys from before this table.';
+COMMENT ON COLUMN drift.idempotency_keys.created_at IS 'When the key was first used; keys older than the log''s retention can be dropped with drift.prune_ingest_keys().';
+
+-- Keys were unique over all models before: each becomes the key of its row's model.
+INSERT INTO drift.idempotency_keys (model, log, key, row_id, created_at)
+SELECT model, 'interaction', idempotency_key, id, created_at
+FROM drift.interaction_log WHERE idempotency_key IS NOT NULL AND idempotency_key <> '';
+ALTER TABLE drift.interaction_log DROP CONSTRAINT interaction_log_idempotency_key_key;
+COMMENT ON COLUMN drift.interaction_log.idempotency_key IS 'Optional client key, unique per model (drift.idempotency_keys): a replay with the same payload writes nothing, another payload is an error.';
+
+ALTER TABLE drift.embeddings_log ADD COLUMN idempotency_key text CHECK (length(idempotency_key) <= 200);
+COMMENT ON COLUMN drift.embeddings_log.idempotency_key IS 'Optional client key, unique per model (drift.idempotency_keys): a replay with the same payload writes nothing, another payload is an error.';
+
+CREATE TABLE drift.ingest_batches (
+    batch_key uuid PRIMARY KEY,
+    log text NOT NULL CHECK (log IN ('interaction', 'embedding')),
+    rows integer,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX ingest_batches_created_at ON drift.ingest_batches (created_at);
+COMMENT ON TABLE drift.ingest_batches IS 'One row per SDK batch, written in the batch''s own transaction: a retry after a lost COMMIT finds its key and writes nothing again (exactly-once without a key per row).';
+COMMENT ON COLUMN drift.ingest_batches.batch_key IS 'Random key the SDK makes for one call (all its attempts).';
+COMMENT ON COLUMN drift.ingest_batches.log IS 'interaction or embedding.';
+COMMENT ON COLUMN drift.ingest_batches.rows IS 'Rows the batch wrote (embeddings: replayed keys not counted).';
+COMMENT ON COLUMN drift.ingest_batches.created_at IS 'When the batch was written; rows older than a retry could wait are dropped by drift.prune_ingest_keys().';
+
+DO $$
+DECLARE
+    p record;
+BEGIN
+    FOR p IN SELECT id, pattern FROM drift.refusal_patterns WHERE enabled LOOP
+        BEGIN
+            PERFORM '' ~* p.pattern;
+        EXCEPTION WHEN invalid_regular_expression THEN
+            UPDATE drift.refusal_patterns
+            SET enabled = false, description = concat_ws(' ', description, '[disabled: not a valid regular expression]')
+            WHERE id = p.id;
+        END;
+    END LOOP;
+END $$;
+
+
+-- migration 0011_partitions
+
+-- Time partitions for the two log tables. interaction_log and embeddings_log become
+-- partitioned by RANGE (created_at), one partition per partition_interval (a day by default,
+-- a week with '7 days'), plus a DEFAULT partition that takes rows no partition covers yet
+-- (back-filled history, a simulation replaying past days), so an insert never fails for want
+-- of a partition. drift.ensure_partitions() (db/repeatable/35_partitions.sql) keeps
+-- partitions_ahead partitions ready and moves default rows into their partition;
+-- drift.prune_logs() drops whole partitions.
+--
+-- A primary key of a partitioned table must contain the partition key: the key is now
+-- (id, created_at). id stays unique in practice (one identity sequence; the old sequence's
+-- position is carried over), and lookups by id alone (late feedback and labels) use the
+-- primary key's index on every partition. Idempotency keys already live outside the logs
+-- (drift.idempotency_keys, 0010), which is what made this possible.
+--
+-- Existing rows are moved: the old table is renamed, the partitioned one created with the
+-- same columns, defaults, checks and comments, the rows copied with their ids, the old table
+-- dropped (its triggers with it; the code layer recreates them on the partitioned parents).
+
+INSERT INTO drift.settings (key, value, description) VALUES
+    ('partition_interval', '1 day', 'Time span of one partition of interaction_log and embeddings_log: 1 day (daily) to 7 days (weekly). A change applies to partitions created from then on.'),
+    ('partitions_ahead', '3', 'Partitions drift.ensure_partitions() keeps ready beyond the current one (called by drift.evaluate(), driftloop db upgrade and db prune).'),
+    ('rollup_hourly_after', '7 days', 'Rollup buckets older than this are compacted to one row per model and hour by drift.compact_rollups_hourly() (0 = never). Windows over older data are then counted by whole hours.')
+ON CONFLICT (key) DO NOTHING;
+
+DO $$
+DECLARE
+    t text;
+    old regclass;
+    seq text;
+    seq_last bigint;
+    seq_called boolean;
+    rls boolean;
+    force_rls boolean;
+    table_comment text;
+    iv interval := coalesce((SELECT value FROM drift.settings WHERE key = 'partition_interval'), '1 day')::interval;
+    ahead integer := coalesce((SELECT value FROM drift.settings WHERE key = 'partitions_ahead'), '3')::integer;
+    -- A Monday: daily partitions start at midnight UTC, weekly ones on Mondays.
+    origin constant timestamptz := '2000-01-03 00:00:00+00';
+    starts timestamptz;
+    part text;
+    steps timestamptz[];
+BEGIN
+    FOREACH t IN ARRAY ARRAY['interaction_log', 'embeddings_log'] LOOP
+        old := format('drift.%I', t)::regclass;
+        SELECT c.relrowsecurity, c.relforcerowsecurity, obj_description(c.oid, 'pg_class')
+        INTO rls, force_rls, table_comment FROM pg_class c WHERE c.oid = old;
+        seq := pg_get_serial_sequence(old::text, 'id');
+        EXECUTE format('SELECT last_value, is_called FROM %s', seq) INTO seq_last, seq_called;
+        EXECUTE format('ALTER TABLE drift.%I RENAME TO %I', t, t || '_unpartitioned');
+
+        EXECUTE format(
+            'CREATE TABLE drift.%I (LIKE drift.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING IDENTITY'
+            ' INCLUDING STORAGE INCLUDING COMPRESSION INCLUDING COMMENTS) PARTITION BY RANGE (created_at)',
+            t, t || '_unpartitioned');
+        EXECUTE format('SELECT setval(%L, %s, %L)', pg_get_serial_sequence(format('drift.%I', t), 'id'),
+            seq_last, seq_called);
+        EXECUTE format('COMMENT ON TABLE drift.%I IS %L', t,
+            table_comment || ' Partitioned by created_at (partition_interval); old partitions are dropped by drift.prune_logs().');
+        EXECUTE format('CREATE TABLE drift.%I PARTITION OF drift.%I DEFAULT', t || '_default', t);
+        EXECUTE format('COMMENT ON TABLE drift.%I IS %L', t || '_default',
+            'Rows of drift.' || t || ' that no time partition covers yet; drift.ensure_partitions() moves them into their partition.');
+
+        -- A partition for every interval that holds rows, and for now .. partitions_ahead.
+        EXECUTE format('SELECT array_agg(DISTINCT date_bin($1, created_at, $2)) FROM drift.%I', t || '_unpartitioned')
+            INTO steps USING iv, origin;
+        FOR starts IN
+            SELECT DISTINCT x FROM unnest(coalesce(steps, '{}') || ARRAY(
+                SELECT generate_series(date_bin(iv, now(), origin), date_bin(iv, now(), origin) + ahead * iv, iv))) x
+        LOOP
+            part := t || '_p' || to_char(starts AT TIME ZONE 'UTC', 'YYYYMMDD');
+            EXECUTE format('CREATE TABLE drift.%I PARTITION OF drift.%I FOR VALUES FROM (%L) TO (%L)',
+                part, t, starts, starts + iv);
+        END LOOP;
+
+        EXECUTE format('INSERT INTO drift.%I SELECT * FROM drift.%I', t, t || '_unpartitioned');
+        EXECUTE format('DROP TABLE drift.%I', t || '_unpartitioned');
+        EXECUTE format('ALTER TABLE drift.%I ADD CONSTRAINT %I PRIMARY KEY (id, created_at)', t, t || '_pkey');
+        EXECUTE format('CREATE INDEX %I ON drift.%I (model, created_at)', t || '_model_created_at', t);
+        IF rls THEN
+            EXECUTE format('ALTER TABLE drift.%I ENABLE ROW LEVEL SECURITY', t);
+        END IF;
+        IF force_rls THEN
+            EXECUTE format('ALTER TABLE drift.%I FORCE ROW LEVEL SECURITY', t);
+        END IF;
+    END LOOP;
+END $$;
+
+
 -- repeatable 10_settings.sql
 
 -- Settings: one reader, one validator for every key.
@@ -746,21 +900,26 @@ SET search_path = pg_catalog
 AS $$ SELECT value FROM drift.settings WHERE key = p_key $$;
 COMMENT ON FUNCTION drift.setting(text) IS 'The value of one drift.settings key as text (NULL when unknown).';
 
-CREATE OR REPLACE FUNCTION drift.settings_validate() RETURNS trigger
-LANGUAGE plpgsql
+CREATE OR REPLACE FUNCTION drift.setting_spec(p_key text) RETURNS text[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
 SET search_path = pg_catalog
 AS $$
-DECLARE
-    -- Every key of drift.settings with its type and range: (type, low, high), bounds inclusive
-    -- unless noted. Unknown keys are the user's own and are not checked.
-    spec text[] := CASE NEW.key
-        WHEN 'current_window'           THEN ARRAY['interval', '>0', NULL]
-        WHEN 'bucket_width'             THEN ARRAY['interval', '>0', NULL]
-        WHEN 'evaluate_interval'        THEN ARRAY['interval', '0', NULL]
-        WHEN 'cooldown'                 THEN ARRAY['interval', '0', NULL]
-        WHEN 'auto_baseline'            THEN ARRAY['interval', '0', NULL]
-        WHEN 'false_alarm_interval'     THEN ARRAY['interval', '0', NULL]
-        WHEN 'min_samples'              THEN ARRAY['integer', '1', NULL]
+    -- Every key of the engine with its type and range: (type, low, high), bounds inclusive,
+    -- '>0' for "positive". Windows are bounded: an interval of '1000000 years' or 'infinity'
+    -- would silently stop detection or overflow the timestamp arithmetic of evaluate().
+    SELECT CASE p_key
+        WHEN 'current_window'           THEN ARRAY['interval', '>0', '90 days']
+        WHEN 'bucket_width'             THEN ARRAY['interval', '>0', '1 day']
+        WHEN 'evaluate_interval'        THEN ARRAY['interval', '0', '90 days']
+        WHEN 'cooldown'                 THEN ARRAY['interval', '0', '90 days']
+        WHEN 'auto_baseline'            THEN ARRAY['interval', '0', '90 days']
+        -- data time between false alarms: a quiet model may rightly ask for years
+        WHEN 'false_alarm_interval'     THEN ARRAY['interval', '0', '3650 days']
+        WHEN 'min_samples'              THEN ARRAY['integer', '1', '1000000000']
+        -- log partitions: daily to weekly; how many kept ready; when old rollups become hourly
+        WHEN 'partition_interval'       THEN ARRAY['interval', '1 day', '7 days']
+        WHEN 'partitions_ahead'         THEN ARRAY['integer', '1', '366']
+        WHEN 'rollup_hourly_after'      THEN ARRAY['interval', '0', '3650 days']
         WHEN 'novelty_per_bucket'       THEN ARRAY['integer', '10', '1000000']
         WHEN 'novelty_sample_size'      THEN ARRAY['integer', '100', '100000']
         WHEN 'alpha'                    THEN ARRAY['number', '0', '1']
@@ -771,11 +930,24 @@ DECLARE
         WHEN 'toxic_at'                 THEN ARRAY['number', '0', '1']
         WHEN 'novelty_quantile'         THEN ARRAY['number', '0.5', '0.999']
         WHEN 'embedding_distance_floor' THEN ARRAY['number', '0', '2']
-    END;
+    END
+$$;
+COMMENT ON FUNCTION drift.setting_spec(text) IS 'Type and range of an engine setting as {type, low, high} (NULL for a key of the user''s own).';
+
+CREATE OR REPLACE FUNCTION drift.settings_validate() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    spec text[] := drift.setting_spec(NEW.key);
     low text := spec[2];
     high text := spec[3];
     positive boolean := low = '>0';
 BEGIN
+    IF TG_OP = 'UPDATE' AND NEW.key IS DISTINCT FROM OLD.key AND drift.setting_spec(OLD.key) IS NOT NULL THEN
+        RAISE EXCEPTION 'drift setting % cannot be renamed: the engine reads it by name', OLD.key
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
     IF spec IS NULL THEN
         RETURN NEW;
     END IF;
@@ -786,6 +958,10 @@ BEGIN
         IF spec[1] = 'interval' THEN
             IF NEW.value::interval < low::interval OR (positive AND NEW.value::interval = low::interval) THEN
                 RAISE EXCEPTION '%', CASE WHEN positive THEN 'must be positive' ELSE 'must not be negative' END;
+            END IF;
+            -- also refuses 'infinity' (PostgreSQL 17+), which compares above every finite interval
+            IF NEW.value::interval > high::interval THEN
+                RAISE EXCEPTION 'must be at most %', high;
             END IF;
         ELSIF spec[1] = 'integer' THEN
             IF NEW.value::integer < low::integer OR NEW.value::integer > coalesce(high::integer, 2147483647) THEN
@@ -804,9 +980,33 @@ BEGIN
     END;
     RETURN NEW;
 END $$;
-COMMENT ON FUNCTION drift.settings_validate() IS 'Rejects a drift.settings value of the wrong type or range for its key (every key of the engine), with a clear error.';
+COMMENT ON FUNCTION drift.settings_validate() IS 'Rejects a drift.settings value of the wrong type or range for its key (every key of the engine), with a clear error; engine keys cannot be renamed.';
 CREATE OR REPLACE TRIGGER settings_validate BEFORE INSERT OR UPDATE ON drift.settings
     FOR EACH ROW EXECUTE FUNCTION drift.settings_validate();
+
+CREATE OR REPLACE FUNCTION drift.settings_keep() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    -- Deleting min_samples made evaluate() divide by zero, deleting bucket_width failed every
+    -- insert: an engine setting can be changed, never removed.
+    IF TG_OP = 'TRUNCATE' THEN
+        RAISE EXCEPTION 'drift.settings cannot be truncated: the engine reads its rows'
+            USING ERRCODE = 'integrity_constraint_violation';
+    END IF;
+    IF drift.setting_spec(OLD.key) IS NOT NULL THEN
+        RAISE EXCEPTION 'drift setting % cannot be deleted: the engine reads it', OLD.key
+            USING ERRCODE = 'integrity_constraint_violation',
+                  HINT = 'Change its value with UPDATE drift.settings SET value = ... WHERE key = ...';
+    END IF;
+    RETURN OLD;
+END $$;
+COMMENT ON FUNCTION drift.settings_keep() IS 'Refuses deleting an engine setting (and truncating drift.settings); keys of the user''s own may be deleted.';
+CREATE OR REPLACE TRIGGER settings_keep BEFORE DELETE ON drift.settings
+    FOR EACH ROW EXECUTE FUNCTION drift.settings_keep();
+CREATE OR REPLACE TRIGGER settings_keep_truncate BEFORE TRUNCATE ON drift.settings
+    FOR EACH STATEMENT EXECUTE FUNCTION drift.settings_keep();
 
 
 -- repeatable 20_ingest.sql
@@ -892,9 +1092,12 @@ BEGIN
     INSERT INTO drift.embedding_rollup_delta (model, bucket, n, vec_sum, sq_sum)
     SELECT e.model, drift.bucket_of(e.created_at, drift.setting('bucket_width')::interval), count(*),
         sum(e.embedding), sum(e.embedding * e.embedding)
-    FROM pg_temp.drift_staged_embeddings s JOIN drift.embeddings_log e ON e.id = s.id
+    -- created_at too: the log is partitioned by it, so each staged row probes one partition
+    -- (run-time pruning) instead of the primary key of every partition.
+    FROM pg_temp.drift_staged_embedding_keys s
+    JOIN drift.embeddings_log e ON e.id = s.id AND e.created_at = s.created_at
     GROUP BY 1, 2;
-    DELETE FROM pg_temp.drift_staged_embeddings;
+    DELETE FROM pg_temp.drift_staged_embedding_keys;
     -- Under SET CONSTRAINTS IMMEDIATE this runs before commit: later statements stage anew.
     PERFORM set_config('drift.staging_xact', '', true);
     RETURN NULL;
@@ -924,8 +1127,11 @@ BEGIN
         IF few.n <= 16 AND few.model = few.model_hi AND few.lo = few.hi
            AND current_setting('drift.embeddings_checked', true) = few.model || '|' || few.lo THEN
             IF current_setting('drift.staging_xact', true) IS DISTINCT FROM xact THEN
-                IF to_regclass('pg_temp.drift_staged_embeddings') IS NULL THEN
-                    CREATE TEMP TABLE drift_staged_embeddings (id bigint NOT NULL) ON COMMIT DELETE ROWS;
+                IF to_regclass('pg_temp.drift_staged_embedding_keys') IS NULL THEN
+                    CREATE TEMP TABLE drift_staged_embedding_keys (id bigint NOT NULL, created_at timestamptz NOT NULL)
+                        ON COMMIT DELETE ROWS;
+                END IF;
+                IF to_regclass('pg_temp.drift_staged_flush') IS NULL THEN
                     CREATE TEMP TABLE drift_staged_flush (flush boolean) ON COMMIT DELETE ROWS;
                     CREATE CONSTRAINT TRIGGER drift_staged_flush AFTER INSERT ON pg_temp.drift_staged_flush
                         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION drift.flush_staged_embeddings();
@@ -933,7 +1139,7 @@ BEGIN
                 INSERT INTO pg_temp.drift_staged_flush VALUES (true);
                 PERFORM set_config('drift.staging_xact', xact, true);
             END IF;
-            INSERT INTO pg_temp.drift_staged_embeddings SELECT n.id FROM new_rows n;
+            INSERT INTO pg_temp.drift_staged_embedding_keys SELECT n.id, n.created_at FROM new_rows n;
             RETURN NULL;
         END IF;
     END IF;
@@ -1072,6 +1278,160 @@ CREATE OR REPLACE TRIGGER interaction_log_stamp_label BEFORE UPDATE ON drift.int
     FOR EACH ROW WHEN (OLD.feedback IS DISTINCT FROM NEW.feedback OR OLD.correct IS DISTINCT FROM NEW.correct)
     EXECUTE FUNCTION drift.interaction_log_stamp_label();
 
+-- ---------------------------------------------------------------------------------------------
+-- Idempotency keys (drift.idempotency_keys): scoped per model; a replay with the same payload
+-- writes nothing, the same key with another payload is refused. Row triggers named *_dedup
+-- fire before interaction_log_fill_refusal, so the payload is what the client sent.
+-- ---------------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION drift.claim_idempotency_key(p_model text, p_log text, p_key text, p_row_id bigint,
+    p_hash bytea) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    prior drift.idempotency_keys;
+BEGIN
+    IF p_key = '' THEN
+        RAISE EXCEPTION '%_log: idempotency_key must not be empty (NULL for no key)', p_log
+            USING ERRCODE = 'check_violation', COLUMN = 'idempotency_key';
+    END IF;
+    -- Twice at most: the prior row can vanish between the two statements (pruned concurrently).
+    FOR attempt IN 1 .. 2 LOOP
+        -- A concurrent transaction with the same key makes this wait for its outcome.
+        INSERT INTO drift.idempotency_keys (model, log, key, row_id, payload_hash)
+        VALUES (p_model, p_log, p_key, p_row_id, p_hash)
+        ON CONFLICT DO NOTHING;
+        IF FOUND THEN
+            RETURN NULL;
+        END IF;
+        SELECT * INTO prior FROM drift.idempotency_keys k WHERE k.model = p_model AND k.log = p_log AND k.key = p_key;
+        IF FOUND THEN
+            RETURN prior.row_id;
+        END IF;
+    END LOOP;
+    RAISE EXCEPTION 'idempotency key % of model % could not be claimed', quote_literal(p_key), quote_literal(p_model)
+        USING ERRCODE = 'serialization_failure';
+END $$;
+COMMENT ON FUNCTION drift.claim_idempotency_key(text, text, text, bigint, bytea) IS 'Records a new (model, log, key) and returns NULL, or returns the row id the key was first written with (internal, for the dedup triggers).';
+
+CREATE OR REPLACE FUNCTION drift.idempotency_conflict(p_log text, p_model text, p_key text, p_row_id bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    RAISE EXCEPTION '%_log: idempotency key % of model % was already used with another payload',
+        CASE p_log WHEN 'interaction' THEN 'interaction' ELSE 'embeddings' END, quote_literal(p_key), quote_literal(p_model)
+        USING ERRCODE = 'unique_violation', CONSTRAINT = 'idempotency_keys_pkey', COLUMN = 'idempotency_key',
+              DETAIL = format('Key (model, key)=(%s, %s) was logged before as row %s with a different payload.',
+                              p_model, p_key, p_row_id),
+              HINT = 'A replay must send the same fields as the first request; a new interaction needs a new key.';
+END $$;
+COMMENT ON FUNCTION drift.idempotency_conflict(text, text, text, bigint) IS 'Raises the error for a key replayed with another payload (internal).';
+
+CREATE OR REPLACE FUNCTION drift.interaction_log_dedup() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    -- The payload: every column a client sends except id and created_at (a retry's clock).
+    h bytea := sha256(convert_to(ROW(NEW.model_version, NEW.prompt, NEW.response, NEW.is_refusal, NEW.toxicity,
+        NEW.feedback, NEW.correct, NEW.latency_ms, NEW.metadata)::text, 'UTF8'));
+    prior_id bigint;
+    prior_hash bytea;
+    same boolean;
+BEGIN
+    prior_id := drift.claim_idempotency_key(NEW.model, 'interaction', NEW.idempotency_key, NEW.id, h);
+    IF prior_id IS NULL THEN
+        RETURN NEW;
+    END IF;
+    SELECT k.payload_hash INTO prior_hash FROM drift.idempotency_keys k
+    WHERE k.model = NEW.model AND k.log = 'interaction' AND k.key = NEW.idempotency_key;
+    IF prior_hash IS NOT NULL THEN
+        same := prior_hash = h;
+    ELSE
+        -- A key from before payload hashes: compare the columns no late label can have changed.
+        SELECT (l.model_version, l.prompt, l.response, l.toxicity, l.latency_ms, l.metadata)
+               IS NOT DISTINCT FROM (NEW.model_version, NEW.prompt, NEW.response, NEW.toxicity, NEW.latency_ms, NEW.metadata)
+        INTO same FROM drift.interaction_log l WHERE l.id = prior_id;
+    END IF;
+    IF coalesce(same, false) THEN
+        RETURN NULL;  -- a replay: nothing is written
+    END IF;
+    PERFORM drift.idempotency_conflict('interaction', NEW.model, NEW.idempotency_key, prior_id);
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION drift.interaction_log_dedup() IS 'Idempotency of interaction_log inserts with a key: a replay of the same payload is skipped, another payload is an error (unique_violation on idempotency_keys_pkey).';
+CREATE OR REPLACE TRIGGER interaction_log_dedup BEFORE INSERT ON drift.interaction_log
+    FOR EACH ROW WHEN (NEW.idempotency_key IS NOT NULL)
+    EXECUTE FUNCTION drift.interaction_log_dedup();
+
+CREATE OR REPLACE FUNCTION drift.embeddings_log_dedup() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, extensions
+AS $$
+DECLARE
+    h bytea := sha256(convert_to(coalesce(NEW.interaction_id::text, ''), 'UTF8') || '\x00'::bytea
+                      || vector_send(NEW.embedding));
+    prior_id bigint;
+BEGIN
+    prior_id := drift.claim_idempotency_key(NEW.model, 'embedding', NEW.idempotency_key, NEW.id, h);
+    IF prior_id IS NULL THEN
+        RETURN NEW;
+    END IF;
+    IF EXISTS (SELECT 1 FROM drift.idempotency_keys k WHERE k.model = NEW.model AND k.log = 'embedding'
+               AND k.key = NEW.idempotency_key AND k.payload_hash = h) THEN
+        RETURN NULL;  -- a replay: nothing is written
+    END IF;
+    PERFORM drift.idempotency_conflict('embedding', NEW.model, NEW.idempotency_key, prior_id);
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION drift.embeddings_log_dedup() IS 'Idempotency of embeddings_log inserts with a key: a replay of the same payload is skipped, another payload is an error (unique_violation on idempotency_keys_pkey).';
+CREATE OR REPLACE TRIGGER embeddings_log_dedup BEFORE INSERT ON drift.embeddings_log
+    FOR EACH ROW WHEN (NEW.idempotency_key IS NOT NULL)
+    EXECUTE FUNCTION drift.embeddings_log_dedup();
+
+CREATE OR REPLACE FUNCTION drift.prune_ingest_keys(p_before timestamptz) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    keys bigint;
+    batches bigint;
+BEGIN
+    DELETE FROM drift.idempotency_keys WHERE created_at < p_before;
+    GET DIAGNOSTICS keys = ROW_COUNT;
+    DELETE FROM drift.ingest_batches WHERE created_at < p_before;
+    GET DIAGNOSTICS batches = ROW_COUNT;
+    RETURN keys + batches;
+END $$;
+COMMENT ON FUNCTION drift.prune_ingest_keys(timestamptz) IS 'Forgets idempotency keys and SDK batch keys first used before p_before (with the log partitions they point into); returns the rows deleted. A replay after that is written again.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Refusal patterns are checked when written: one invalid regex would fail every insert.
+-- ---------------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION drift.refusal_patterns_validate() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF length(NEW.pattern) > 1000 THEN
+        RAISE EXCEPTION 'refusal pattern is % characters long; the limit is 1000', length(NEW.pattern)
+            USING ERRCODE = 'invalid_regular_expression';
+    END IF;
+    BEGIN
+        PERFORM '' ~* NEW.pattern;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'refusal pattern % is not a valid regular expression: %', quote_literal(NEW.pattern), SQLERRM
+            USING ERRCODE = 'invalid_regular_expression',
+                  HINT = 'Patterns are POSIX regular expressions (ARE), matched case-insensitively with ~*.';
+    END;
+    RETURN NEW;
+END $$;
+COMMENT ON FUNCTION drift.refusal_patterns_validate() IS 'Refuses a refusal pattern that is not a valid regular expression (or longer than 1000 characters).';
+CREATE OR REPLACE TRIGGER refusal_patterns_validate BEFORE INSERT OR UPDATE OF pattern ON drift.refusal_patterns
+    FOR EACH ROW EXECUTE FUNCTION drift.refusal_patterns_validate();
+
 
 -- repeatable 30_rollups.sql
 
@@ -1163,6 +1523,268 @@ AS $$
     ) s
 $$;
 COMMENT ON FUNCTION drift.interaction_window(text, timestamptz, timestamptz) IS 'Interaction counts of a model over the buckets in [from, to), from rollups and pending deltas (bucket = from).';
+
+
+-- repeatable 35_partitions.sql
+
+-- Partitions of the log tables (created by migration 0011_partitions): the partitions that
+-- exist, creating the ones ahead, retention, and hourly compaction of old rollup buckets.
+--
+-- Each log is partitioned by RANGE (created_at) in steps of partition_interval, aligned to
+-- midnight UTC (weekly ones start on Mondays), plus a DEFAULT partition for rows no step
+-- covers yet. The rollups, baselines and events do not depend on the raw rows once they are
+-- counted, so a whole partition can be dropped and detection goes on unchanged.
+
+CREATE OR REPLACE FUNCTION drift.log_partitions()
+RETURNS TABLE (log text, partition text, starts timestamptz, ends timestamptz, is_default boolean)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT parent.relname::text, child.relname::text, b[1]::timestamptz, b[2]::timestamptz,
+        pg_get_expr(child.relpartbound, child.oid) = 'DEFAULT'
+    FROM pg_inherits i
+    JOIN pg_class parent ON parent.oid = i.inhparent
+    JOIN pg_class child ON child.oid = i.inhrelid
+    LEFT JOIN LATERAL regexp_match(pg_get_expr(child.relpartbound, child.oid),
+                                   'FROM \(''([^'']+)''\) TO \(''([^'']+)''\)') AS b ON true
+    WHERE parent.relnamespace = 'drift'::regnamespace
+      AND parent.relname IN ('interaction_log', 'embeddings_log')
+    ORDER BY 1, 3 NULLS FIRST
+$$;
+COMMENT ON FUNCTION drift.log_partitions() IS 'The partitions of drift.interaction_log and drift.embeddings_log with their time range [starts, ends) (NULL for the default partition), read from the catalog.';
+
+CREATE OR REPLACE FUNCTION drift.partition_start(p_at timestamptz, p_interval interval)
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog
+AS $$ SELECT date_bin(p_interval, p_at, timestamptz '2000-01-03 00:00:00+00') $$;
+COMMENT ON FUNCTION drift.partition_start(timestamptz, interval) IS 'Start of the partition step holding a timestamp (midnight UTC; weekly steps start on Mondays).';
+
+CREATE OR REPLACE FUNCTION drift.create_log_partition(p_log text, p_starts timestamptz, p_ends timestamptz)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    name text := p_log || '_p' || to_char(p_starts AT TIME ZONE 'UTC', 'YYYYMMDD');
+BEGIN
+    IF p_log NOT IN ('interaction_log', 'embeddings_log') THEN
+        RAISE EXCEPTION 'not a driftloop log table: %', p_log USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF to_regclass(format('drift.%I', name)) IS NOT NULL THEN  -- another width starting the same day
+        name := name || to_char(p_starts AT TIME ZONE 'UTC', '"h"HH24') || '_' || to_char(p_ends AT TIME ZONE 'UTC', 'YYYYMMDD');
+    END IF;
+    -- Created apart, filled with the default partition's rows of its range, then attached:
+    -- a partition cannot be created while the default partition holds rows of its range. The
+    -- moved rows were counted by the rollups when first inserted; no trigger fires here
+    -- (statement triggers belong to the parent, and the new table has no triggers yet).
+    EXECUTE format('CREATE TABLE drift.%I (LIKE drift.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS'
+                   ' INCLUDING STORAGE INCLUDING COMPRESSION)', name, p_log);
+    EXECUTE format('WITH moved AS (DELETE FROM drift.%I WHERE created_at >= $1 AND created_at < $2 RETURNING *)'
+                   ' INSERT INTO drift.%I SELECT * FROM moved', p_log || '_default', name)
+        USING p_starts, p_ends;
+    EXECUTE format('ALTER TABLE drift.%I ATTACH PARTITION drift.%I FOR VALUES FROM (%L) TO (%L)',
+                   p_log, name, p_starts, p_ends);
+    -- Like every table of schema drift; no role gets rights on a partition itself: the
+    -- parent's rights, policies and statement triggers apply to every access through it.
+    EXECUTE format('ALTER TABLE drift.%I ENABLE ROW LEVEL SECURITY', name);
+    RETURN name;
+END $$;
+COMMENT ON FUNCTION drift.create_log_partition(text, timestamptz, timestamptz) IS 'Creates the partition [starts, ends) of a log table, moving in the rows the default partition holds for that range (internal; see drift.ensure_partitions).';
+
+-- SECURITY DEFINER: drift.evaluate() calls it, and whoever evaluates (the worker role,
+-- pg_cron) may not create tables in schema drift. It creates only log partitions of fixed
+-- names and ranges, at most a year of steps ahead.
+CREATE OR REPLACE FUNCTION drift.ensure_partitions(p_until timestamptz DEFAULT NULL, p_from_default boolean DEFAULT false)
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    iv interval := drift.setting('partition_interval')::interval;
+    until timestamptz := least(coalesce(p_until, now() + drift.setting('partitions_ahead')::integer * iv),
+                               now() + 366 * iv);
+    t text;
+    s timestamptz;
+    e timestamptz;
+    covered timestamptz;
+    created integer := 0;
+BEGIN
+    -- Fast path (every evaluate() call): the partition of the last step exists in both logs,
+    -- looked up by name (reading every partition's bounds costs ~0.15 ms per partition). A
+    -- partition named otherwise (after a partition_interval change) takes the full check.
+    IF NOT p_from_default AND (
+        SELECT bool_and(c.relispartition) AND count(*) = 2
+        FROM pg_class c
+        WHERE c.relnamespace = 'drift'::regnamespace
+          AND c.relname IN ('interaction_log_p' || to_char(drift.partition_start(until, iv) AT TIME ZONE 'UTC', 'YYYYMMDD'),
+                            'embeddings_log_p' || to_char(drift.partition_start(until, iv) AT TIME ZONE 'UTC', 'YYYYMMDD'))
+    ) THEN
+        RETURN 0;
+    END IF;
+    IF NOT p_from_default AND (
+        SELECT count(*) = 2 AND bool_and(x.last_end >= until)
+        FROM (SELECT max(p.ends) AS last_end FROM drift.log_partitions() p WHERE NOT p.is_default GROUP BY p.log) x
+    ) THEN
+        RETURN 0;
+    END IF;
+    PERFORM pg_advisory_xact_lock(hashtext('drift.ensure_partitions'));
+    FOREACH t IN ARRAY ARRAY['interaction_log', 'embeddings_log'] LOOP
+        -- From now on to `until`; with p_from_default also every step the default partition
+        -- has rows of (maintenance: back-filled history leaves the default partition).
+        FOR s IN
+            SELECT generate_series(drift.partition_start(now(), iv), until, iv)
+            UNION
+            SELECT d.step FROM drift.default_steps(t, iv) d WHERE p_from_default
+            ORDER BY 1
+        LOOP
+            e := s + iv;
+            -- Steps may overlap partitions of another width (partition_interval changed):
+            -- create only the uncovered part.
+            SELECT max(p.ends) INTO covered FROM drift.log_partitions() p
+            WHERE p.log = t AND NOT p.is_default AND p.starts <= s AND p.ends > s;
+            IF covered IS NOT NULL THEN
+                s := covered;
+            END IF;
+            SELECT least(e, min(p.starts)) INTO e FROM drift.log_partitions() p
+            WHERE p.log = t AND NOT p.is_default AND p.starts > s AND p.starts < e;
+            IF s < e THEN
+                PERFORM drift.create_log_partition(t, s, e);
+                created := created + 1;
+            END IF;
+        END LOOP;
+    END LOOP;
+    RETURN created;
+END $$;
+COMMENT ON FUNCTION drift.ensure_partitions(timestamptz, boolean) IS 'Creates the log partitions from now to p_until (default: partitions_ahead steps ahead) that do not exist yet; with p_from_default also those for the rows in the default partitions, moving those rows in. Returns the partitions created. Called by drift.evaluate() (cheap when nothing is missing), driftloop db upgrade and db prune.';
+
+CREATE OR REPLACE FUNCTION drift.default_steps(p_log text, p_interval interval)
+RETURNS TABLE (step timestamptz)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    RETURN QUERY EXECUTE format('SELECT DISTINCT drift.partition_start(created_at, $1) FROM drift.%I',
+                                p_log || '_default') USING p_interval;
+END $$;
+COMMENT ON FUNCTION drift.default_steps(text, interval) IS 'The partition steps the default partition of a log holds rows of (internal).';
+
+CREATE OR REPLACE FUNCTION drift.prune_logs(p_older_than interval)
+RETURNS TABLE (log text, partition text, starts timestamptz, ends timestamptz, bytes bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    cutoff timestamptz;
+    p record;
+BEGIN
+    IF p_older_than IS NULL OR p_older_than < interval '1 hour' THEN
+        RAISE EXCEPTION 'prune_logs: the age must be at least 1 hour (got %)', p_older_than
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    cutoff := now() - p_older_than;
+    PERFORM pg_advisory_xact_lock(hashtext('drift.ensure_partitions'));
+    -- Deltas of the rows about to go are folded first: the rollups keep every count.
+    PERFORM drift.compact_rollups();
+    FOR p IN SELECT * FROM drift.log_partitions() l WHERE NOT l.is_default AND l.ends <= cutoff LOOP
+        log := p.log;
+        partition := p.partition;
+        starts := p.starts;
+        ends := p.ends;
+        bytes := pg_total_relation_size(format('drift.%I', p.partition)::regclass);
+        EXECUTE format('DROP TABLE drift.%I', p.partition);
+        RETURN NEXT;
+    END LOOP;
+    -- Old rows that sit in a default partition go too (counted as one entry per log).
+    FOREACH log IN ARRAY ARRAY['interaction_log', 'embeddings_log'] LOOP
+        EXECUTE format('DELETE FROM drift.%I WHERE created_at < $1', log || '_default') USING cutoff;
+        GET DIAGNOSTICS bytes = ROW_COUNT;
+        IF bytes > 0 THEN
+            partition := log || '_default';
+            starts := NULL;
+            ends := cutoff;
+            bytes := NULL;
+            RETURN NEXT;
+        END IF;
+    END LOOP;
+    IF to_regprocedure('drift.prune_ingest_keys(timestamptz)') IS NOT NULL THEN
+        PERFORM drift.prune_ingest_keys(cutoff);  -- keys pointing into the dropped partitions
+    END IF;
+END $$;
+COMMENT ON FUNCTION drift.prune_logs(interval) IS 'Retention: drops every log partition whose range ended more than p_older_than ago (whole partitions: no row-by-row delete, no bloat), deletes older rows left in the default partitions, forgets their idempotency keys. Rollups, baselines, events and model versions stay. Returns the partitions dropped with their size.';
+
+CREATE OR REPLACE FUNCTION drift.compact_rollups_hourly(p_older_than interval DEFAULT NULL)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, extensions
+AS $$
+DECLARE
+    age interval := coalesce(p_older_than, drift.setting('rollup_hourly_after')::interval);
+    cutoff timestamptz;
+    k bigint;
+    folded bigint := 0;
+BEGIN
+    IF age IS NULL OR age <= interval '0' OR drift.setting('bucket_width')::interval >= interval '1 hour' THEN
+        RETURN 0;
+    END IF;
+    cutoff := date_trunc('hour', now() - age);
+    PERFORM drift.compact_rollups();
+    -- Only hours holding more than one bucket, or a bucket not on the hour, are rewritten.
+    WITH hours AS (
+        SELECT r.model, date_trunc('hour', r.bucket, 'UTC') AS hour
+        FROM drift.embedding_rollup r WHERE r.bucket < cutoff
+        GROUP BY 1, 2 HAVING count(*) > 1 OR min(r.bucket) <> date_trunc('hour', min(r.bucket), 'UTC')
+    ), moved AS (
+        DELETE FROM drift.embedding_rollup r USING hours h
+        WHERE r.model = h.model AND r.bucket >= h.hour AND r.bucket < h.hour + interval '1 hour'
+        RETURNING r.*
+    )
+    INSERT INTO drift.embedding_rollup (model, bucket, n, vec_sum, sq_sum)
+    SELECT m.model, date_trunc('hour', m.bucket, 'UTC'), sum(m.n), sum(m.vec_sum), sum(m.sq_sum)
+    FROM moved m GROUP BY 1, 2;
+    GET DIAGNOSTICS k = ROW_COUNT;
+    folded := folded + k;
+
+    WITH hours AS (
+        SELECT r.model, date_trunc('hour', r.bucket, 'UTC') AS hour
+        FROM drift.interaction_rollup r WHERE r.bucket < cutoff
+        GROUP BY 1, 2 HAVING count(*) > 1 OR min(r.bucket) <> date_trunc('hour', min(r.bucket), 'UTC')
+    ), moved AS (
+        DELETE FROM drift.interaction_rollup r USING hours h
+        WHERE r.model = h.model AND r.bucket >= h.hour AND r.bucket < h.hour + interval '1 hour'
+        RETURNING r.*
+    )
+    INSERT INTO drift.interaction_rollup
+    SELECT m.model, date_trunc('hour', m.bucket, 'UTC'), sum(m.interactions), sum(m.refusal_known), sum(m.refusals),
+        sum(m.toxicity_scored), sum(m.toxic), sum(m.toxicity_sum), sum(m.feedback_given), sum(m.feedback_positive),
+        sum(m.labelled), sum(m.correct), sum(m.quality_n), sum(m.quality_ok), sum(m.latency_sum), sum(m.latency_n)
+    FROM moved m GROUP BY 1, 2;
+    GET DIAGNOSTICS k = ROW_COUNT;
+    folded := folded + k;
+
+    -- Novelty counts follow the embedding buckets they were scored for.
+    WITH hours AS (
+        SELECT r.model, date_trunc('hour', r.bucket, 'UTC') AS hour
+        FROM drift.novelty_rollup r WHERE r.bucket < cutoff
+        GROUP BY 1, 2 HAVING count(*) > 1 OR min(r.bucket) <> date_trunc('hour', min(r.bucket), 'UTC')
+    ), moved AS (
+        DELETE FROM drift.novelty_rollup r USING hours h
+        WHERE r.model = h.model AND r.bucket >= h.hour AND r.bucket < h.hour + interval '1 hour'
+        RETURNING r.*
+    )
+    INSERT INTO drift.novelty_rollup (model, bucket, n, scored, novel)
+    SELECT m.model, date_trunc('hour', m.bucket, 'UTC'), sum(m.n), sum(m.scored), sum(m.novel)
+    FROM moved m GROUP BY 1, 2;
+    RETURN folded;
+END $$;
+COMMENT ON FUNCTION drift.compact_rollups_hourly(interval) IS 'Folds the rollup buckets (embedding, interaction, novelty) older than p_older_than (default: the rollup_hourly_after setting) into one row per model and hour; returns the hourly rows written. Sums are exact; windows over that data are counted by whole hours.';
+
+REVOKE EXECUTE ON FUNCTION drift.ensure_partitions(timestamptz, boolean) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION drift.create_log_partition(text, timestamptz, timestamptz) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION drift.prune_logs(interval) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION drift.compact_rollups_hourly(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION drift.ensure_partitions(timestamptz, boolean) TO driftloop_worker;
 
 
 -- repeatable 40_statistics.sql
@@ -1463,6 +2085,10 @@ DECLARE
 BEGIN
     IF starts IS NULL OR ends IS NULL OR ends <= starts THEN
         RAISE EXCEPTION 'baseline window must have starts < ends (got % .. %)', starts, ends
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT (isfinite(starts) AND isfinite(ends)) THEN
+        RAISE EXCEPTION 'baseline window must have finite bounds (got % .. %)', starts, ends
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM drift.models m WHERE m.model = p_model) THEN
@@ -2163,10 +2789,13 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog
 AS $$
 BEGIN
+    -- The scheduled entry point keeps the log partitions ahead of the clock (a catalog read
+    -- when none is missing), so ingestion never waits on DDL.
+    PERFORM drift.ensure_partitions();
     PERFORM drift.compact_rollups();
     RETURN QUERY SELECT * FROM drift.evaluate_models(as_of, NULL);
 END $$;
-COMMENT ON FUNCTION drift.evaluate(timestamptz) IS 'Compacts the rollups, compares every model''s current window [as_of - current_window, as_of) with its baseline, inserts and returns the new drift events (each notified on channel drift_events).';
+COMMENT ON FUNCTION drift.evaluate(timestamptz) IS 'Creates missing log partitions ahead, compacts the rollups, compares every model''s current window [as_of - current_window, as_of) with its baseline, inserts and returns the new drift events (each notified on channel drift_events).';
 
 CREATE OR REPLACE FUNCTION drift.prepare_report(p_as_of timestamptz, p_models text[]) RETURNS void
 LANGUAGE plpgsql
@@ -2577,6 +3206,9 @@ BEGIN
         WHERE c.relnamespace = 'drift'::regnamespace AND c.relkind IN ('r', 'p') LOOP
         EXECUTE format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('REVOKE ALL ON %s FROM driftloop_ingest, driftloop_worker, driftloop_reader', t);
+        -- A log partition is reached through its parent only: written directly, a row would
+        -- skip the parent's statement triggers (the rollups). No rights, no policies.
+        CONTINUE WHEN (SELECT c.relispartition FROM pg_class c WHERE c.oid = t);
         EXECUTE format('DROP POLICY IF EXISTS worker_all ON %s', t);
         EXECUTE format('CREATE POLICY worker_all ON %s TO driftloop_worker USING (true) WITH CHECK (true)', t);
         EXECUTE format('GRANT SELECT ON %s TO driftloop_worker', t);
@@ -2672,6 +3304,6 @@ END $$;
 
 
 CREATE TABLE IF NOT EXISTS drift.alembic_version (version_num varchar(32) NOT NULL CONSTRAINT alembic_version_pkc PRIMARY KEY);
-INSERT INTO drift.alembic_version (version_num) VALUES ('0007_roles');
-INSERT INTO drift.code_layer (digest) VALUES ('6ade15946a9b67d89c78a23ac59de26efa5c4170fc205f5335634a8739826981');
+INSERT INTO drift.alembic_version (version_num) VALUES ('0011_partitions');
+INSERT INTO drift.code_layer (digest) VALUES ('ee996bf72772524ccdd2367c244f3bf66cb4540b5a934328bbadb0e977921f82');
 COMMIT;

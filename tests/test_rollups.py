@@ -473,9 +473,10 @@ def test_a_key_logged_concurrently_returns_the_first_rows_id(db_url: str, conn: 
     row = {**one_interaction("keyed", BASE, "ok", False, 0.1, 1, True, 3.0), "idempotency_key": "req-1"}
     results: list[Any] = []
     with connect(db_url) as first, driftloop.connect(db_url) as client:
+        # The same request (same payload) from another client: the SDK's row is a replay of it.
         written = first.execute(
-            "INSERT INTO drift.interaction_log (model, created_at, idempotency_key) VALUES ('keyed', %s, 'req-1')"
-            " RETURNING id",
+            "INSERT INTO drift.interaction_log (model, created_at, response, is_refusal, toxicity, feedback, correct,"
+            " latency_ms, idempotency_key) VALUES ('keyed', %s, 'ok', false, 0.1, 1, true, 3.0, 'req-1') RETURNING id",
             (BASE,),
         ).fetchone()
         assert written is not None

@@ -30,6 +30,9 @@ BAD_VALUES: dict[str, list[str]] = {
     "toxic_at": ["high", "1.5"],
     "novelty_quantile": ["most", "0.4", "1"],
     "embedding_distance_floor": ["none", "-0.1", "2.5"],
+    "partition_interval": ["daily", "2 hours", "1 month"],
+    "partitions_ahead": ["some", "0", "367"],
+    "rollup_hourly_after": ["later", "-1 day", "infinity"],
 }
 # Valid values at the edges of each range, and a key of the user's own (not checked).
 GOOD_VALUES = [

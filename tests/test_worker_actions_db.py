@@ -101,6 +101,8 @@ def test_reindex_reembeds_stale_rows_rebuilds_the_hnsw_index_and_moves_the_basel
     times = [now - timedelta(minutes=90 - 2 * i) for i in range(40)]  # 24 of them in the recent window
     with driftloop.connect(db_url) as dl:
         dl.log_embeddings("search-bot", np.random.default_rng(1).normal(size=(40, 3)), created_at=times)
+    # The baseline moves only to a window the rollups back with min_samples rows.
+    conn.execute("UPDATE drift.settings SET value = '20' WHERE key = 'min_samples'")
 
     config = load_config(
         write_config(
@@ -261,7 +263,10 @@ def test_retrain_without_enough_labelled_data_fails_the_attempt(
     conn: psycopg.Connection[Any], db_url: str, tmp_path: Path
 ) -> None:
     insert_events(conn, ["router"], kind="accuracy")
-    [done] = run_once(db_url, load_config(write_config(tmp_path, "[worker]\nbackoff_base_s = 60\n")))
+    # move_baseline = false: with it, the empty window is refused before any training (see
+    # test_worker_hostile_events.py); here the trainer's own data check is under test.
+    config = '[worker]\nbackoff_base_s = 60\n\n[actions.retrain]\ntype = "retrain"\nmove_baseline = false\n'
+    [done] = run_once(db_url, load_config(write_config(tmp_path, config)))
     assert done.status == "pending"
     assert "only 0 labelled interactions" in done.actions[0].error
 

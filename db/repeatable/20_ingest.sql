@@ -79,9 +79,12 @@ BEGIN
     INSERT INTO drift.embedding_rollup_delta (model, bucket, n, vec_sum, sq_sum)
     SELECT e.model, drift.bucket_of(e.created_at, drift.setting('bucket_width')::interval), count(*),
         sum(e.embedding), sum(e.embedding * e.embedding)
-    FROM pg_temp.drift_staged_embeddings s JOIN drift.embeddings_log e ON e.id = s.id
+    -- created_at too: the log is partitioned by it, so each staged row probes one partition
+    -- (run-time pruning) instead of the primary key of every partition.
+    FROM pg_temp.drift_staged_embedding_keys s
+    JOIN drift.embeddings_log e ON e.id = s.id AND e.created_at = s.created_at
     GROUP BY 1, 2;
-    DELETE FROM pg_temp.drift_staged_embeddings;
+    DELETE FROM pg_temp.drift_staged_embedding_keys;
     -- Under SET CONSTRAINTS IMMEDIATE this runs before commit: later statements stage anew.
     PERFORM set_config('drift.staging_xact', '', true);
     RETURN NULL;
@@ -111,8 +114,11 @@ BEGIN
         IF few.n <= 16 AND few.model = few.model_hi AND few.lo = few.hi
            AND current_setting('drift.embeddings_checked', true) = few.model || '|' || few.lo THEN
             IF current_setting('drift.staging_xact', true) IS DISTINCT FROM xact THEN
-                IF to_regclass('pg_temp.drift_staged_embeddings') IS NULL THEN
-                    CREATE TEMP TABLE drift_staged_embeddings (id bigint NOT NULL) ON COMMIT DELETE ROWS;
+                IF to_regclass('pg_temp.drift_staged_embedding_keys') IS NULL THEN
+                    CREATE TEMP TABLE drift_staged_embedding_keys (id bigint NOT NULL, created_at timestamptz NOT NULL)
+                        ON COMMIT DELETE ROWS;
+                END IF;
+                IF to_regclass('pg_temp.drift_staged_flush') IS NULL THEN
                     CREATE TEMP TABLE drift_staged_flush (flush boolean) ON COMMIT DELETE ROWS;
                     CREATE CONSTRAINT TRIGGER drift_staged_flush AFTER INSERT ON pg_temp.drift_staged_flush
                         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION drift.flush_staged_embeddings();
@@ -120,7 +126,7 @@ BEGIN
                 INSERT INTO pg_temp.drift_staged_flush VALUES (true);
                 PERFORM set_config('drift.staging_xact', xact, true);
             END IF;
-            INSERT INTO pg_temp.drift_staged_embeddings SELECT n.id FROM new_rows n;
+            INSERT INTO pg_temp.drift_staged_embedding_keys SELECT n.id, n.created_at FROM new_rows n;
             RETURN NULL;
         END IF;
     END IF;
@@ -258,3 +264,157 @@ COMMENT ON FUNCTION drift.interaction_log_stamp_label() IS 'Stamps labelled_at w
 CREATE OR REPLACE TRIGGER interaction_log_stamp_label BEFORE UPDATE ON drift.interaction_log
     FOR EACH ROW WHEN (OLD.feedback IS DISTINCT FROM NEW.feedback OR OLD.correct IS DISTINCT FROM NEW.correct)
     EXECUTE FUNCTION drift.interaction_log_stamp_label();
+
+-- ---------------------------------------------------------------------------------------------
+-- Idempotency keys (drift.idempotency_keys): scoped per model; a replay with the same payload
+-- writes nothing, the same key with another payload is refused. Row triggers named *_dedup
+-- fire before interaction_log_fill_refusal, so the payload is what the client sent.
+-- ---------------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION drift.claim_idempotency_key(p_model text, p_log text, p_key text, p_row_id bigint,
+    p_hash bytea) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    prior drift.idempotency_keys;
+BEGIN
+    IF p_key = '' THEN
+        RAISE EXCEPTION '%_log: idempotency_key must not be empty (NULL for no key)', p_log
+            USING ERRCODE = 'check_violation', COLUMN = 'idempotency_key';
+    END IF;
+    -- Twice at most: the prior row can vanish between the two statements (pruned concurrently).
+    FOR attempt IN 1 .. 2 LOOP
+        -- A concurrent transaction with the same key makes this wait for its outcome.
+        INSERT INTO drift.idempotency_keys (model, log, key, row_id, payload_hash)
+        VALUES (p_model, p_log, p_key, p_row_id, p_hash)
+        ON CONFLICT DO NOTHING;
+        IF FOUND THEN
+            RETURN NULL;
+        END IF;
+        SELECT * INTO prior FROM drift.idempotency_keys k WHERE k.model = p_model AND k.log = p_log AND k.key = p_key;
+        IF FOUND THEN
+            RETURN prior.row_id;
+        END IF;
+    END LOOP;
+    RAISE EXCEPTION 'idempotency key % of model % could not be claimed', quote_literal(p_key), quote_literal(p_model)
+        USING ERRCODE = 'serialization_failure';
+END $$;
+COMMENT ON FUNCTION drift.claim_idempotency_key(text, text, text, bigint, bytea) IS 'Records a new (model, log, key) and returns NULL, or returns the row id the key was first written with (internal, for the dedup triggers).';
+
+CREATE OR REPLACE FUNCTION drift.idempotency_conflict(p_log text, p_model text, p_key text, p_row_id bigint)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    RAISE EXCEPTION '%_log: idempotency key % of model % was already used with another payload',
+        CASE p_log WHEN 'interaction' THEN 'interaction' ELSE 'embeddings' END, quote_literal(p_key), quote_literal(p_model)
+        USING ERRCODE = 'unique_violation', CONSTRAINT = 'idempotency_keys_pkey', COLUMN = 'idempotency_key',
+              DETAIL = format('Key (model, key)=(%s, %s) was logged before as row %s with a different payload.',
+                              p_model, p_key, p_row_id),
+              HINT = 'A replay must send the same fields as the first request; a new interaction needs a new key.';
+END $$;
+COMMENT ON FUNCTION drift.idempotency_conflict(text, text, text, bigint) IS 'Raises the error for a key replayed with another payload (internal).';
+
+CREATE OR REPLACE FUNCTION drift.interaction_log_dedup() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    -- The payload: every column a client sends except id and created_at (a retry's clock).
+    h bytea := sha256(convert_to(ROW(NEW.model_version, NEW.prompt, NEW.response, NEW.is_refusal, NEW.toxicity,
+        NEW.feedback, NEW.correct, NEW.latency_ms, NEW.metadata)::text, 'UTF8'));
+    prior_id bigint;
+    prior_hash bytea;
+    same boolean;
+BEGIN
+    prior_id := drift.claim_idempotency_key(NEW.model, 'interaction', NEW.idempotency_key, NEW.id, h);
+    IF prior_id IS NULL THEN
+        RETURN NEW;
+    END IF;
+    SELECT k.payload_hash INTO prior_hash FROM drift.idempotency_keys k
+    WHERE k.model = NEW.model AND k.log = 'interaction' AND k.key = NEW.idempotency_key;
+    IF prior_hash IS NOT NULL THEN
+        same := prior_hash = h;
+    ELSE
+        -- A key from before payload hashes: compare the columns no late label can have changed.
+        SELECT (l.model_version, l.prompt, l.response, l.toxicity, l.latency_ms, l.metadata)
+               IS NOT DISTINCT FROM (NEW.model_version, NEW.prompt, NEW.response, NEW.toxicity, NEW.latency_ms, NEW.metadata)
+        INTO same FROM drift.interaction_log l WHERE l.id = prior_id;
+    END IF;
+    IF coalesce(same, false) THEN
+        RETURN NULL;  -- a replay: nothing is written
+    END IF;
+    PERFORM drift.idempotency_conflict('interaction', NEW.model, NEW.idempotency_key, prior_id);
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION drift.interaction_log_dedup() IS 'Idempotency of interaction_log inserts with a key: a replay of the same payload is skipped, another payload is an error (unique_violation on idempotency_keys_pkey).';
+CREATE OR REPLACE TRIGGER interaction_log_dedup BEFORE INSERT ON drift.interaction_log
+    FOR EACH ROW WHEN (NEW.idempotency_key IS NOT NULL)
+    EXECUTE FUNCTION drift.interaction_log_dedup();
+
+CREATE OR REPLACE FUNCTION drift.embeddings_log_dedup() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, extensions
+AS $$
+DECLARE
+    h bytea := sha256(convert_to(coalesce(NEW.interaction_id::text, ''), 'UTF8') || '\x00'::bytea
+                      || vector_send(NEW.embedding));
+    prior_id bigint;
+BEGIN
+    prior_id := drift.claim_idempotency_key(NEW.model, 'embedding', NEW.idempotency_key, NEW.id, h);
+    IF prior_id IS NULL THEN
+        RETURN NEW;
+    END IF;
+    IF EXISTS (SELECT 1 FROM drift.idempotency_keys k WHERE k.model = NEW.model AND k.log = 'embedding'
+               AND k.key = NEW.idempotency_key AND k.payload_hash = h) THEN
+        RETURN NULL;  -- a replay: nothing is written
+    END IF;
+    PERFORM drift.idempotency_conflict('embedding', NEW.model, NEW.idempotency_key, prior_id);
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION drift.embeddings_log_dedup() IS 'Idempotency of embeddings_log inserts with a key: a replay of the same payload is skipped, another payload is an error (unique_violation on idempotency_keys_pkey).';
+CREATE OR REPLACE TRIGGER embeddings_log_dedup BEFORE INSERT ON drift.embeddings_log
+    FOR EACH ROW WHEN (NEW.idempotency_key IS NOT NULL)
+    EXECUTE FUNCTION drift.embeddings_log_dedup();
+
+CREATE OR REPLACE FUNCTION drift.prune_ingest_keys(p_before timestamptz) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    keys bigint;
+    batches bigint;
+BEGIN
+    DELETE FROM drift.idempotency_keys WHERE created_at < p_before;
+    GET DIAGNOSTICS keys = ROW_COUNT;
+    DELETE FROM drift.ingest_batches WHERE created_at < p_before;
+    GET DIAGNOSTICS batches = ROW_COUNT;
+    RETURN keys + batches;
+END $$;
+COMMENT ON FUNCTION drift.prune_ingest_keys(timestamptz) IS 'Forgets idempotency keys and SDK batch keys first used before p_before (with the log partitions they point into); returns the rows deleted. A replay after that is written again.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Refusal patterns are checked when written: one invalid regex would fail every insert.
+-- ---------------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION drift.refusal_patterns_validate() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF length(NEW.pattern) > 1000 THEN
+        RAISE EXCEPTION 'refusal pattern is % characters long; the limit is 1000', length(NEW.pattern)
+            USING ERRCODE = 'invalid_regular_expression';
+    END IF;
+    BEGIN
+        PERFORM '' ~* NEW.pattern;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'refusal pattern % is not a valid regular expression: %', quote_literal(NEW.pattern), SQLERRM
+            USING ERRCODE = 'invalid_regular_expression',
+                  HINT = 'Patterns are POSIX regular expressions (ARE), matched case-insensitively with ~*.';
+    END;
+    RETURN NEW;
+END $$;
+COMMENT ON FUNCTION drift.refusal_patterns_validate() IS 'Refuses a refusal pattern that is not a valid regular expression (or longer than 1000 characters).';
+CREATE OR REPLACE TRIGGER refusal_patterns_validate BEFORE INSERT OR UPDATE OF pattern ON drift.refusal_patterns
+    FOR EACH ROW EXECUTE FUNCTION drift.refusal_patterns_validate();

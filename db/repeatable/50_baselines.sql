@@ -28,6 +28,10 @@ BEGIN
         RAISE EXCEPTION 'baseline window must have starts < ends (got % .. %)', starts, ends
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF NOT (isfinite(starts) AND isfinite(ends)) THEN
+        RAISE EXCEPTION 'baseline window must have finite bounds (got % .. %)', starts, ends
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM drift.models m WHERE m.model = p_model) THEN
         RAISE EXCEPTION 'unknown model %: nothing has been logged for it', quote_literal(p_model)
             USING ERRCODE = 'invalid_parameter_value';

@@ -76,10 +76,13 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog
 AS $$
 BEGIN
+    -- The scheduled entry point keeps the log partitions ahead of the clock (a catalog read
+    -- when none is missing), so ingestion never waits on DDL.
+    PERFORM drift.ensure_partitions();
     PERFORM drift.compact_rollups();
     RETURN QUERY SELECT * FROM drift.evaluate_models(as_of, NULL);
 END $$;
-COMMENT ON FUNCTION drift.evaluate(timestamptz) IS 'Compacts the rollups, compares every model''s current window [as_of - current_window, as_of) with its baseline, inserts and returns the new drift events (each notified on channel drift_events).';
+COMMENT ON FUNCTION drift.evaluate(timestamptz) IS 'Creates missing log partitions ahead, compacts the rollups, compares every model''s current window [as_of - current_window, as_of) with its baseline, inserts and returns the new drift events (each notified on channel drift_events).';
 
 CREATE OR REPLACE FUNCTION drift.prepare_report(p_as_of timestamptz, p_models text[]) RETURNS void
 LANGUAGE plpgsql

@@ -79,6 +79,13 @@ export function text(
   return value;
 }
 
+/** An idempotency key: null, or non-empty text (an empty key would silently mean "no key"). */
+function key(value: unknown, row: number): string | null {
+  const found = text(value, "idempotency_key", MAX_NAME_CHARS, row);
+  if (found === "") throw new InputError("must not be empty (omit it, or send null, for no key)", "idempotency_key", row);
+  return found;
+}
+
 function number(value: unknown, field: string, row: number, lo: number, hi: number | null): number | null {
   if (value === null || value === undefined) return null;
   if (typeof value !== "number") throw new InputError(`must be a number, got ${typeName(value)}`, field, row);
@@ -205,7 +212,7 @@ export function interaction(raw: unknown, row: number): Interaction {
     toxicity: number(raw.toxicity, "toxicity", row, 0, 1),
     correct: boolean(raw.correct, "correct", row),
     latency_ms: number(raw.latency_ms, "latency_ms", row, 0, null),
-    idempotency_key: text(raw.idempotency_key, "idempotency_key", MAX_NAME_CHARS, row),
+    idempotency_key: key(raw.idempotency_key, row),
     feedback: feedbackValue(raw.feedback, row),
     metadata: metadata(raw.metadata, row),
   };

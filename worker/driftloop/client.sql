@@ -13,32 +13,35 @@ COPY drift.interaction_log (id, created_at, model, model_version, prompt, respon
     feedback, correct, latency_ms, metadata, idempotency_key)
 FROM STDIN WITH (FORMAT BINARY);
 
--- name: insert_interaction_idempotent
--- One row of a batch that carries idempotency keys: a replayed key returns the first row's id.
-WITH ins AS (
-    INSERT INTO drift.interaction_log (id, created_at, model, model_version, prompt, response, is_refusal,
-        toxicity, feedback, correct, latency_ms, metadata, idempotency_key)
-    VALUES (%(id)s, %(created_at)s, %(model)s, %(model_version)s, %(prompt)s, %(response)s, %(is_refusal)s,
-        %(toxicity)s, %(feedback)s, %(correct)s, %(latency_ms)s, %(metadata)s, %(idempotency_key)s)
-    ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING id
-)
-SELECT id FROM ins
-UNION ALL
-SELECT id FROM drift.interaction_log
-WHERE idempotency_key = %(idempotency_key)s AND NOT EXISTS (SELECT 1 FROM ins);
+-- name: claim_batch
+-- The batch key of one SDK call, in the batch's transaction: no row back means an earlier
+-- attempt of the same call committed (a retry after a lost COMMIT writes nothing again).
+INSERT INTO drift.ingest_batches (batch_key, log, rows) VALUES (%(batch_key)s, %(log)s, %(rows)s)
+ON CONFLICT (batch_key) DO NOTHING
+RETURNING batch_key;
 
--- name: interaction_id_by_key
-SELECT id FROM drift.interaction_log WHERE idempotency_key = %(idempotency_key)s;
+-- name: batch_written
+UPDATE drift.ingest_batches SET rows = %(rows)s WHERE batch_key = %(batch_key)s;
+
+-- name: batch_rows
+SELECT rows FROM drift.ingest_batches WHERE batch_key = %(batch_key)s;
+
+-- name: interaction_ids_by_key
+-- The log row of each (model, key): the row just written, or the first one for a replay.
+SELECT k.model, k.key, k.row_id
+FROM drift.idempotency_keys k
+JOIN unnest(%(models)s::text[], %(keys)s::text[]) AS u (model, key) ON k.model = u.model AND k.key = u.key
+WHERE k.log = 'interaction';
 
 -- name: model_dims
 SELECT embedding_dims FROM drift.models WHERE model = %(model)s;
 
 -- name: copy_embeddings
-COPY drift.embeddings_log (model, interaction_id, embedding) FROM STDIN WITH (FORMAT BINARY);
+COPY drift.embeddings_log (model, interaction_id, embedding, idempotency_key) FROM STDIN WITH (FORMAT BINARY);
 
 -- name: copy_embeddings_at
-COPY drift.embeddings_log (model, interaction_id, embedding, created_at) FROM STDIN WITH (FORMAT BINARY);
+COPY drift.embeddings_log (model, interaction_id, embedding, idempotency_key, created_at)
+FROM STDIN WITH (FORMAT BINARY);
 
 -- name: set_baseline
 SELECT model, kind, starts, ends, n, quality_n

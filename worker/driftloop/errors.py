@@ -24,3 +24,19 @@ class InputError(DriftloopError, ValueError):
         super().__init__(f"{prefix}: {message}" if prefix else message)
         self.row = row
         self.field = field
+
+
+class DatabaseUnavailable(DriftloopError, ConnectionError):
+    """The database could not be reached (or kept losing the connection) within the retry budget.
+
+    ``attempts`` and ``elapsed_s`` say what was tried, ``budget`` is the policy that bounded it
+    and ``in_doubt`` whether an attempt's COMMIT was sent without an answer: then the batch may
+    have been written, and only a retry with the same idempotency keys is safe.
+    """
+
+    def __init__(self, message: str, *, attempts: int, elapsed_s: float, budget: str, in_doubt: bool) -> None:
+        super().__init__(message)
+        self.attempts = attempts
+        self.elapsed_s = elapsed_s
+        self.budget = budget
+        self.in_doubt = in_doubt

@@ -25,6 +25,7 @@ import psycopg
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from psycopg import sql
 
 from driftloop.database import connect, database_url
 from driftloop.settings import threshold_overrides
@@ -80,22 +81,27 @@ def code_digest() -> str:
 # What the code layer is made of, as (kind, SQL returning the identity and whether it was
 # (re)defined by the current transaction). A CREATE OR REPLACE writes a new catalog row, so
 # its xmin is this transaction's id: an object whose row is older was not defined by the files.
-_THIS_XACT = "(pg_current_xact_id()::text::numeric % 4294967296)::bigint"
+# (The xid expression is spelled out in each query: SQL text is never built by formatting.)
 CODE_OBJECTS = {
-    "view": f"""
-        SELECT c.oid::regclass::text, r.xmin::text::bigint = {_THIS_XACT}
+    "view": """
+        SELECT c.oid::regclass::text, r.xmin::text::bigint
+            = (pg_current_xact_id()::text::numeric % 4294967296)::bigint
         FROM pg_class c JOIN pg_rewrite r ON r.ev_class = c.oid AND r.rulename = '_RETURN'
         WHERE c.relnamespace = 'drift'::regnamespace AND c.relkind IN ('v', 'm')""",
-    "trigger": f"""
-        SELECT format('%I ON %s', t.tgname, t.tgrelid::regclass), t.xmin::text::bigint = {_THIS_XACT}
+    "trigger": """
+        SELECT format('%I ON %s', t.tgname, t.tgrelid::regclass), t.xmin::text::bigint
+            = (pg_current_xact_id()::text::numeric % 4294967296)::bigint
         FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
-        WHERE c.relnamespace = 'drift'::regnamespace AND NOT t.tgisinternal""",
-    "policy": f"""
-        SELECT format('%I ON %s', p.polname, p.polrelid::regclass), p.xmin::text::bigint = {_THIS_XACT}
+        WHERE c.relnamespace = 'drift'::regnamespace AND NOT t.tgisinternal
+          AND t.tgparentid = 0  -- a partition's clone goes with its parent's trigger""",
+    "policy": """
+        SELECT format('%I ON %s', p.polname, p.polrelid::regclass), p.xmin::text::bigint
+            = (pg_current_xact_id()::text::numeric % 4294967296)::bigint
         FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid
         WHERE c.relnamespace = 'drift'::regnamespace""",
-    "function": f"""
-        SELECT p.oid::regprocedure::text, p.xmin::text::bigint = {_THIS_XACT}
+    "function": """
+        SELECT p.oid::regprocedure::text, p.xmin::text::bigint
+            = (pg_current_xact_id()::text::numeric % 4294967296)::bigint
         FROM pg_proc p WHERE p.pronamespace = 'drift'::regnamespace""",
 }
 
@@ -110,7 +116,13 @@ def _drop(conn: psycopg.Connection[Any], only_orphans: bool) -> list[str]:
             if only_orphans and current:
                 continue
             cascade = "" if only_orphans or kind in ("trigger", "policy") else " CASCADE"
-            conn.execute(f"DROP {kind.upper()} IF EXISTS {identity}{cascade}")
+            # `identity` is the catalog's own quoted text (regprocedure, regclass, %I).
+            statement = sql.SQL("DROP {} IF EXISTS {}{}").format(
+                sql.SQL(kind.upper()),
+                sql.SQL(identity),
+                sql.SQL(cascade),  # type: ignore[arg-type]
+            )
+            conn.execute(statement)
             dropped.append(f"{kind} {identity}")
     return dropped
 
@@ -122,8 +134,8 @@ def apply_code_layer(conn: psycopg.Connection[Any]) -> list[str]:
     no file defines any more, such as a function a release removed).
     """
     conn.execute("SELECT pg_current_xact_id()")  # the xid the orphan check compares with
-    for _name, sql in repeatable_files():
-        conn.execute(sql)
+    for _name, text in repeatable_files():
+        conn.execute(text)
     dropped = _drop(conn, only_orphans=True)
     conn.execute(
         "INSERT INTO drift.code_layer (digest) VALUES (%s)"
@@ -194,9 +206,7 @@ def sync_settings(url: str | None = None) -> list[str]:
         return []
     with connect(url) as conn:
         for item in overrides:
-            conn.execute(
-                "UPDATE drift.settings SET value = %s WHERE key = %s", (repr(item.value), item.key)
-            )
+            conn.execute("UPDATE drift.settings SET value = %s WHERE key = %s", (repr(item.value), item.key))
     return [item.key for item in overrides]
 
 
@@ -214,8 +224,14 @@ def build_schema_script() -> str:
         "\nCREATE TABLE IF NOT EXISTS drift.alembic_version ("
         "version_num varchar(32) NOT NULL CONSTRAINT alembic_version_pkc PRIMARY KEY);"
     )
-    parts.append(f"INSERT INTO drift.alembic_version (version_num) VALUES ('{revisions[-1]}');")
-    parts.append(f"INSERT INTO drift.code_layer (digest) VALUES ('{code_digest()}');")
+    parts.append(
+        sql.SQL("INSERT INTO drift.alembic_version (version_num) VALUES ({});")
+        .format(sql.Literal(revisions[-1]))
+        .as_string()
+    )
+    parts.append(
+        sql.SQL("INSERT INTO drift.code_layer (digest) VALUES ({});").format(sql.Literal(code_digest())).as_string()
+    )
     parts.append("COMMIT;\n")
     return "\n".join(parts)
 

@@ -25,7 +25,9 @@ MAX_EMBEDDING_DIMS = 16_000  # pgvector's limit for the vector type
 # square overflows cannot be counted, one whose square underflows is flushed to zero.
 MAX_EMBEDDING_COMPONENT = 1e18
 MIN_EMBEDDING_COMPONENT = 1e-18
-FLOAT32_MAX = float(np.finfo(np.float32).max)
+# toxicity and latency_ms are `real` columns: a larger value would arrive as infinity.
+MAX_REAL = float(np.finfo(np.float32).max)
+MAX_METADATA_DEPTH = 64  # deeper JSON is a logging bug (or an attack on the parser)
 
 INTERACTION_FIELDS = {
     "created_at",
@@ -87,8 +89,8 @@ def _number(value: Any, row: int, field: str, lo: float, hi: float | None) -> fl
     if number < lo or (hi is not None and number > hi):
         bound = f"between {lo:g} and {hi:g}" if hi is not None else f"at least {lo:g}"
         raise InputError(f"must be {bound}, got {number:g}", row=row, field=field)
-    if abs(number) > FLOAT32_MAX:  # the columns are real; the edge functions refuse the same
-        raise InputError(f"{number:g} does not fit a 4-byte float (real)", row=row, field=field)
+    if number > MAX_REAL:
+        raise InputError(f"must be at most {MAX_REAL:g} (a 4-byte real), got {number:g}", row=row, field=field)
     return number
 
 
@@ -159,9 +161,10 @@ def interaction_row(raw: Any, row: int) -> dict[str, Any]:
     """One interaction dict, checked and normalised."""
     if not isinstance(raw, Mapping):
         raise InputError(f"must be an object/dict, got {type(raw).__name__}", row=row)
-    unknown = sorted(set(raw) - INTERACTION_FIELDS)
+    unknown = sorted(set(raw) - INTERACTION_FIELDS, key=repr)  # keys may be of any type, even mixed
     if unknown:
-        raise InputError(f"unknown field; allowed: {', '.join(sorted(INTERACTION_FIELDS))}", row=row, field=unknown[0])
+        name = unknown[0] if isinstance(unknown[0], str) else repr(unknown[0])
+        raise InputError(f"unknown field; allowed: {', '.join(sorted(INTERACTION_FIELDS))}", row=row, field=name)
     out: dict[str, Any] = {
         "created_at": _timestamp(raw.get("created_at"), row, "created_at"),
         "model": _text(raw.get("model"), row, "model", MAX_NAME_CHARS, required=True),
@@ -172,7 +175,7 @@ def interaction_row(raw: Any, row: int) -> dict[str, Any]:
         "toxicity": _number(raw.get("toxicity"), row, "toxicity", 0.0, 1.0),
         "correct": _boolean(raw.get("correct"), row, "correct"),
         "latency_ms": _number(raw.get("latency_ms"), row, "latency_ms", 0.0, None),
-        "idempotency_key": _text(raw.get("idempotency_key"), row, "idempotency_key", MAX_NAME_CHARS),
+        "idempotency_key": _key(raw.get("idempotency_key"), row),
     }
     feedback = raw.get("feedback")
     if feedback is not None and (isinstance(feedback, bool) or feedback not in (-1, 0, 1)):
@@ -185,24 +188,34 @@ def interaction_row(raw: Any, row: int) -> dict[str, Any]:
 def _metadata(value: Any, row: int) -> Any:
     if value is None:
         return None
+    _check_json_strings(value, row, 0)
     try:
         text = json.dumps(value, allow_nan=False, ensure_ascii=False)
     except (TypeError, ValueError) as exc:
         raise InputError(f"must be JSON-serialisable without NaN/inf: {exc}", row=row, field="metadata") from None
-    if _has_nul(value):  # json.dumps escapes NUL; jsonb cannot store it (the edge functions say the same)
-        raise InputError("contains a NUL character, which PostgreSQL text cannot store", row=row, field="metadata")
     _text(text, row, "metadata", MAX_METADATA_BYTES)
     return value
 
 
-def _has_nul(value: Any) -> bool:
+def _check_json_strings(value: Any, row: int, depth: int) -> None:
+    """NUL in any key or string, and absurd nesting, before json.dumps sees them.
+
+    json.dumps writes NUL as the escape \\u0000, which PostgreSQL's jsonb refuses
+    (untranslatable character); a search of the dumped text cannot tell that escape from a
+    user's literal backslash, so the walk looks at the values themselves.
+    """
+    if depth > MAX_METADATA_DEPTH:
+        raise InputError(f"is nested deeper than {MAX_METADATA_DEPTH} levels", row=row, field="metadata")
     if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, Mapping):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(_has_nul(v) for v in value)
-    return False
+        if "\x00" in value:
+            raise InputError("contains a NUL character, which PostgreSQL jsonb cannot store", row=row, field="metadata")
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            _check_json_strings(key, row, depth + 1)
+            _check_json_strings(item, row, depth + 1)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _check_json_strings(item, row, depth + 1)
 
 
 def embedding_vector(value: Any, *, row: int, expected_dims: int | None) -> np.ndarray:
@@ -225,6 +238,8 @@ def interaction_rows(rows: Iterable[Any]) -> tuple[list[dict[str, Any]], list[tu
     Embeddings are checked row by row here, before anything is sent, so an error names the
     row it is in; within a batch all embeddings of a model must share the first one's dimension.
     """
+    if rows is None or isinstance(rows, (str, bytes, Mapping)) or not isinstance(rows, Iterable):
+        raise InputError(f"rows must be a list of interaction dicts, got {type(rows).__name__}")
     checked: list[dict[str, Any]] = []
     embeddings: list[tuple[int, np.ndarray]] = []
     dims: dict[str, int] = {}
@@ -243,7 +258,61 @@ def timestamps(value: Any, count: int) -> Sequence[datetime | None]:
     if value is None or isinstance(value, (datetime, str)):
         one = _timestamp(value, None, "created_at")
         return [one] * count
+    if not isinstance(value, Iterable):
+        raise InputError(f"must be a datetime or one per embedding, got {type(value).__name__}", field="created_at")
     values = list(value)
     if len(values) != count:
         raise InputError(f"has {len(values)} timestamps for {count} embeddings", field="created_at")
     return [_timestamp(v, i, "created_at") for i, v in enumerate(values)]
+
+
+def idempotency_keys(value: Any, count: int) -> list[str | None]:
+    """idempotency_keys for log_embeddings: None, or one key (or None) per row."""
+    if value is None:
+        return [None] * count
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise InputError("must be a sequence of keys, one per embedding", field="idempotency_keys")
+    keys = list(value)
+    if len(keys) != count:
+        raise InputError(f"has {len(keys)} keys for {count} embeddings", field="idempotency_keys")
+    return [_key(k, i) for i, k in enumerate(keys)]
+
+
+def _key(value: Any, row: int) -> str | None:
+    """An idempotency key: None, or non-empty text of at most 200 characters."""
+    key = _text(value, row, "idempotency_key", MAX_NAME_CHARS)
+    if key == "":
+        raise InputError("must not be empty (omit it, or send null, for no key)", row=row, field="idempotency_key")
+    return key
+
+
+def baseline_window(starts: Any, ends: Any) -> tuple[datetime, datetime]:
+    """The [starts, ends) of set_baseline: timezone-aware datetimes (or ISO strings), starts < ends."""
+    lo = _timestamp(starts, None, "starts")
+    hi = _timestamp(ends, None, "ends")
+    if lo is None or hi is None:
+        raise InputError("is required", field="starts" if lo is None else "ends")
+    if hi <= lo:
+        raise InputError(f"must be after starts ({lo.isoformat()}), got {hi.isoformat()}", field="ends")
+    return lo, hi
+
+
+def interaction_ids(value: Any, count: int) -> list[int] | None:
+    """interaction_ids for log_embeddings: None, or one integer id per row."""
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise InputError("must be a sequence of ids, one per embedding", field="interaction_ids")
+    ids = []
+    for i, item in enumerate(value):
+        if isinstance(item, bool) or not isinstance(item, (int, np.integer)) or not -(2**63) <= int(item) < 2**63:
+            raise InputError(f"must be a 64-bit integer, got {item!r:.40}", row=i, field="interaction_ids")
+        ids.append(int(item))
+    if len(ids) != count:
+        raise InputError(f"has {len(ids)} ids for {count} embeddings", field="interaction_ids")
+    return ids
+
+
+def as_of(value: Any) -> datetime | None:
+    """The as_of of evaluate/status: None (now) or a timezone-aware datetime."""
+    return _timestamp(value, None, "as_of")

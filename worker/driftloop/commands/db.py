@@ -64,6 +64,46 @@ def stop() -> None:
     click.echo("stopped" if database.stop_embedded() else "not running")
 
 
+@db.command()
+@click.option("--older-than", "older_than", required=True, metavar="AGE", help="e.g. 30d, 12h, 2w.")
+def prune(older_than: str) -> None:
+    """Drop whole log partitions older than AGE; rollups and baselines stay."""
+    from driftloop import retention
+    from driftloop.errors import DriftloopError
+
+    try:
+        age = retention.parse_age(older_than)
+    except DriftloopError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--older-than: "), param_hint="--older-than") from None
+    try:
+        with database.connect(database.database_url()) as conn:
+            result = retention.prune(conn, age)
+    except DriftloopError as exc:
+        raise click.ClickException(str(exc)) from None
+    for d in result.dropped:
+        if d.starts is None:
+            click.echo(f"deleted rows older than {d.ends:%Y-%m-%d %H:%M} from {d.partition}")
+        else:
+            size = f"{d.bytes / 1e6:.1f} MB" if d.bytes is not None else "?"
+            click.echo(f"dropped {d.partition} [{d.starts:%Y-%m-%d} .. {d.ends:%Y-%m-%d}) {size}")
+    click.echo(
+        f"{len(result.dropped)} partition(s) pruned, {result.partitions_created} created, "
+        f"{result.hourly_rows} hourly rollup row(s) written"
+    )
+
+
+@db.command()
+def partitions() -> None:
+    """List the log partitions with their time range and size."""
+    from driftloop import retention
+
+    with database.connect(database.database_url()) as conn:
+        rows = retention.partitions(conn)
+    for row in rows:
+        span = "default" if row["is_default"] else f"[{row['starts']:%Y-%m-%d} .. {row['ends']:%Y-%m-%d})"
+        click.echo(f"{row['log']:<16} {row['partition']:<32} {span:<28} {row['bytes'] / 1e6:8.2f} MB")
+
+
 @click.group()
 def config() -> None:
     """Engine configuration."""

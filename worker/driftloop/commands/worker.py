@@ -60,6 +60,17 @@ def _serve_metrics(url: str, port: int, timeout_ms: int, registry: Any) -> Any:
         raise click.ClickException(f"cannot serve /metrics on port {port}: {exc}") from None
 
 
+def _redactor() -> Any:
+    """The worker configuration's secrets masker; URL credentials only when it cannot be loaded."""
+    from driftloop.redaction import Redactor
+    from driftloop.worker.config import ConfigError, load_config
+
+    try:
+        return load_config(None).redactor
+    except ConfigError:
+        return Redactor()
+
+
 @click.command("worker")
 @click.option("--once", is_flag=True, help="Process the events due now, then exit (for cron).")
 @click.option("--concurrency", type=click.IntRange(min=1), help="Events processed at once ([worker] concurrency).")
@@ -129,9 +140,13 @@ def events_list(status: str | None, limit: int, as_json: bool) -> None:
     """The latest drift events, newest first."""
     from driftloop.worker.queries import query
 
+    redactor = _redactor()
     with connect(_database()) as conn, conn.cursor(row_factory=dict_row) as cur:
         rows = cur.execute(query("list_events"), {"status": status, "limit": limit}).fetchall()
     for row in rows:
+        # Rows written before redaction existed (or by other tools) may still quote a secret.
+        row["last_error"] = redactor.text(row["last_error"]) if row["last_error"] else row["last_error"]
+        row["resolution"] = redactor.value(row["resolution"])
         if as_json:
             click.echo(json.dumps(row, default=str))
             continue

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from driftloop.redaction import Redactor, secret_named
 from driftloop.worker.actions import ACTION_TYPES
 from driftloop.worker.tables import ConfigError, parse_table
 
@@ -91,6 +92,8 @@ class WorkerConfig:
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     actions: Mapping[str, ActionSpec] = field(default_factory=dict)
     routes: tuple[Route, ...] = ()
+    # Masks the secrets of this configuration in everything the worker writes or prints.
+    redactor: Redactor = field(default_factory=Redactor)
 
     def actions_for(self, model: str, kind: str, metric: str) -> list[ActionSpec]:
         """The ordered actions of the first route that matches (empty when none does)."""
@@ -177,7 +180,26 @@ def parse_config(data: dict[str, Any], path: Path | None) -> WorkerConfig:
     if not isinstance(raw_routes, list):
         raise ConfigError("routes must be an array of tables ([[routes]])")
     routes = tuple(_parse_route(i, table, actions) for i, table in enumerate(raw_routes))
-    return WorkerConfig(path=path, worker=worker, actions=actions, routes=routes)
+    return WorkerConfig(path=path, worker=worker, actions=actions, routes=routes, redactor=_redactor(actions))
+
+
+def _redactor(actions: Mapping[str, ActionSpec]) -> Redactor:
+    """Every secret the actions know: URL credentials, signing secrets, header and secret env values."""
+    redactor = Redactor()
+    for spec in actions.values():
+        settings = spec.settings
+        url = getattr(settings, "url", None)
+        if url:
+            redactor.add_url(url)
+        secret_env = getattr(settings, "secret_env", None)
+        if secret_env:
+            redactor.add([os.environ.get(secret_env)])
+        redactor.add(getattr(settings, "headers", {}).values())
+        redactor.add(v for k, v in getattr(settings, "env", {}).items() if secret_named(k))
+        for arg in getattr(settings, "argv", None) or getattr(settings, "command", None) or ():
+            if "://" in arg:
+                redactor.add_url(arg)
+    return redactor
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> WorkerConfig:

@@ -26,6 +26,7 @@ from types import FrameType
 import psycopg
 from prometheus_client import CollectorRegistry
 
+from driftloop.redaction import install_log_redaction
 from driftloop.worker.backoff import Backoff
 from driftloop.worker.config import WorkerConfig
 from driftloop.worker.event import DriftEvent
@@ -75,6 +76,7 @@ class Worker:
         self.cancel = threading.Event()  # running actions must stop now
         self.wakeup = threading.Event()
         self.processor = Processor(self.store, config, self.metrics, self.cancel)
+        install_log_redaction(config.redactor)
         self._inflight: dict[int, DriftEvent] = {}
         self._lock = threading.Lock()
         self._signals = 0

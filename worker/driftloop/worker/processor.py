@@ -14,6 +14,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import psycopg
 
@@ -101,6 +102,11 @@ class Processor:
         self.metrics = metrics
         self.cancel = cancel
         self.worker_id = store.worker_id
+        # Errors and summaries can quote a webhook URL, a response or a command's stderr:
+        # mask the configuration's secrets (and the database password) before they are
+        # stored, logged or printed.
+        self.redactor = config.redactor
+        self.redactor.add([urlsplit(store.database_url).password])
 
     def process(self, event: DriftEvent, claimed_at: float) -> ProcessedEvent:
         """Process a claimed event; `claimed_at` is the time.monotonic() of its claim."""
@@ -218,7 +224,7 @@ class Processor:
                 self.store.release([event.id])
                 self._log(event, name, "released", duration, "the worker is shutting down")
                 return ActionOutcome(name, type_name, "released", run_id=run_id, duration_s=duration)
-            error = _error_text(exc)
+            error = self.redactor.text(_error_text(exc))
             self.store.finish_run(event.id, run_id, "failed", None, error)
             self._log(event, name, "failed", duration, error)
             return ActionOutcome(
@@ -231,16 +237,18 @@ class Processor:
                 permanent=isinstance(exc, ActionError) and exc.permanent,
             )
         duration = time.monotonic() - started
-        self.store.finish_run(event.id, run_id, "succeeded", result.output, None)
-        self._log(event, name, "succeeded", duration, result.summary)
+        summary = self.redactor.text(result.summary)
+        output = self.redactor.value(result.output)
+        self.store.finish_run(event.id, run_id, "succeeded", output, None)
+        self._log(event, name, "succeeded", duration, summary)
         return ActionOutcome(
             name,
             type_name,
             "succeeded",
-            summary=result.summary,
+            summary=summary,
             run_id=run_id,
             duration_s=duration,
-            output=result.output,
+            output=output,
         )
 
     def _log(self, event: DriftEvent, action: str, outcome: str, duration: float, detail: str) -> None:

@@ -171,3 +171,15 @@ LISTEN {channel};
 
 -- name: ping
 SELECT pg_notify(%(channel)s, %(token)s);
+
+-- name: baseline_window
+-- What the rollups hold for an event's window, checked before an action moves a baseline
+-- there: its sample count, the min_samples setting, the model's current baseline and the
+-- database clock. Events are rows anyone with INSERT could forge; the rollups are not.
+SELECT CASE WHEN %(kind)s = 'embedding'
+            THEN (SELECT w.n FROM drift.embedding_window(%(model)s, %(starts)s, %(ends)s) w)
+            ELSE (SELECT w.quality_n FROM drift.interaction_window(%(model)s, %(starts)s, %(ends)s) w)
+       END AS n,
+       coalesce(drift.setting('min_samples')::bigint, 1) AS min_samples,
+       (SELECT b.ends FROM drift.baselines b WHERE b.model = %(model)s AND b.kind = %(kind)s) AS baseline_ends,
+       now() + coalesce(drift.setting('bucket_width')::interval, interval '1 minute') AS latest_end;

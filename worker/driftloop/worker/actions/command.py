@@ -4,6 +4,12 @@ The environment carries DRIFTLOOP_EVENT_ID, DRIFTLOOP_MODEL, DRIFTLOOP_KIND,
 DRIFTLOOP_METRIC, DRIFTLOOP_ACTION, DRIFTLOOP_ATTEMPT, DRIFTLOOP_WINDOW_START/END and
 DATABASE_URL, plus the `env` table of the action. A non-zero exit or the timeout fails the
 action and keeps the tail of stderr.
+
+The command runs in a process group of its own under a small supervisor
+(driftloop/worker/supervisor.py) that ends the group when the worker dies, even by SIGKILL:
+a command never runs on beside the next worker's retry of the same event. Only what
+driftloop.toml says runs: the event reaches the command as data (stdin, environment), never
+as argv.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,12 +64,24 @@ def event_environment(ctx: ActionContext) -> dict[str, str]:
     }
 
 
+SUPERVISOR = Path(__file__).resolve().parent.parent / "supervisor.py"
+
+
+def supervised(argv: list[str]) -> list[str]:
+    """`argv` run under the supervisor, which ends the command's process group if this worker dies.
+
+    `-I`: the supervisor needs only the standard library and must not pick up the command's
+    PYTHONPATH or a stray module in its working directory.
+    """
+    return [sys.executable, "-I", str(SUPERVISOR), str(os.getpid()), "--", *argv]
+
+
 def run_process(
     ctx: ActionContext, argv: list[str], stdin: bytes, env: dict[str, str], timeout_s: float, cwd: str | None
 ) -> tuple[int, str, str]:
-    """Run to completion; kill the whole process group on timeout or cancellation."""
+    """Run to completion; kill the whole process group on timeout, cancellation or worker death."""
     proc = subprocess.Popen(
-        argv,
+        supervised(argv),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

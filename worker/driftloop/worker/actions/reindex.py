@@ -21,6 +21,7 @@ from psycopg import sql
 
 from driftloop.worker import entrypoints
 from driftloop.worker.actions.base import ActionContext, ActionError, ActionResult
+from driftloop.worker.actions.guard import check_baseline_window
 from driftloop.worker.queries import query
 from driftloop.worker.tables import ConfigError
 
@@ -109,6 +110,8 @@ def run(ctx: ActionContext, settings: Settings) -> ActionResult:
     event = ctx.event
     output: dict[str, Any] = {"model": event.model}
     done: list[str] = []
+    if settings.move_baseline:  # before any work: a forged or stale event changes nothing
+        output["baseline_n"] = check_baseline_window(ctx, "embedding")
     if settings.documents_table:
         assert settings.embedder
         embed = entrypoints.resolve(settings.embedder, f"[actions.{ctx.action}].embedder")
@@ -119,8 +122,7 @@ def run(ctx: ActionContext, settings: Settings) -> ActionResult:
         output["reindexed"] = settings.index
         done.append(f"reindexed {settings.index}")
     if settings.move_baseline:
-        if event.window_start is None or event.window_end is None:
-            raise ActionError(f"event {event.id} has no window to move the baseline to", permanent=True)
+        assert event.window_start is not None and event.window_end is not None  # checked above
         with ctx.transaction() as conn:
             conn.execute(
                 query("set_baseline"),

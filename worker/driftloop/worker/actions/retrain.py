@@ -28,6 +28,7 @@ from psycopg.types.json import Jsonb
 from driftloop.worker import entrypoints
 from driftloop.worker.actions.base import ActionContext, ActionError, ActionResult
 from driftloop.worker.actions.command import event_environment, run_process
+from driftloop.worker.actions.guard import check_baseline_window
 from driftloop.worker.queries import query
 from driftloop.worker.tables import ConfigError
 from driftloop.worker.trainer import LinearClassifier, TrainingSet
@@ -153,6 +154,8 @@ def run(ctx: ActionContext, settings: Settings) -> ActionResult:
             summary=f"{event.model} {version} already registered ({status})",
             output={"version": version, "promoted": status == "active", **(metrics or {})},
         )
+    if settings.move_baseline:  # a forged or stale event trains nothing and moves nothing
+        check_baseline_window(ctx, "accuracy")
 
     X, y = load_data(ctx, settings)
     y = y.astype(str)

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from driftloop.redaction import redact_url
 from driftloop.worker.actions.base import ActionContext, ActionError, ActionResult
 from driftloop.worker.backoff import backoff_delay
 from driftloop.worker.tables import ConfigError
@@ -38,7 +39,7 @@ class Settings:
 
 def check(settings: Settings, where: str) -> None:
     if not settings.url.startswith(("http://", "https://")):
-        raise ConfigError(f"{where}.url must be an http:// or https:// URL, got {settings.url!r}")
+        raise ConfigError(f"{where}.url must be an http:// or https:// URL, got {redact_url(settings.url)!r}")
     if settings.secret_env and not os.environ.get(settings.secret_env):
         raise ConfigError(f"{where}.secret_env: environment variable {settings.secret_env} is not set")
     if settings.retries < 0 or settings.timeout_s <= 0:
@@ -55,6 +56,7 @@ def run(ctx: ActionContext, settings: Settings) -> ActionResult:
     body = json.dumps({"action": ctx.action, "event": ctx.event.to_json()}, sort_keys=True).encode()
     secret = os.environ.get(settings.secret_env) if settings.secret_env else None
     tries = settings.retries + 1
+    shown = redact_url(settings.url)  # the URL may carry the hook's credential
     last_error = ""
     with httpx.Client(timeout=settings.timeout_s) as client:
         for attempt in range(1, tries + 1):
@@ -71,16 +73,16 @@ def run(ctx: ActionContext, settings: Settings) -> ActionResult:
             try:
                 response = client.post(settings.url, content=body, headers=headers)
             except httpx.TransportError as exc:  # connection refused, timeout, reset...
-                last_error = f"{type(exc).__name__}: {exc}"
+                last_error = f"{type(exc).__name__}: {exc}"  # masked again by the processor
             else:
                 if response.is_success:
                     return ActionResult(
-                        summary=f"POST {settings.url} -> {response.status_code}",
+                        summary=f"POST {shown} -> {response.status_code}",
                         output={"status": response.status_code, "tries": attempt, "response": response.text[:1000]},
                     )
                 last_error = f"HTTP {response.status_code}: {response.text[:500]}"
                 if response.status_code < 500:
-                    raise ActionError(f"POST {settings.url} -> {last_error}", permanent=True)
+                    raise ActionError(f"POST {shown} -> {last_error}", permanent=True)
             if attempt < tries and ctx.cancel.wait(backoff_delay(attempt, 0.5, 10.0)):
                 break
-    raise ActionError(f"POST {settings.url} failed after {tries} tries: {last_error}")
+    raise ActionError(f"POST {shown} failed after {tries} tries: {last_error}")
