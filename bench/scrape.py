@@ -9,7 +9,13 @@ logged grows. After each phase: the best of 30 timings of an HTTP GET /metrics o
 The scrape must not grow with the rows logged: `growth_large_over_small` should stay
 near 1.
 
-    python -m bench.scrape [--rows 1000000] [--dims 16]
+The scrape also counts every action run (`driftloop_actions_total` and the duration and
+reaction histograms, from drift.action_runs): `--runs` finished runs over a quarter as
+many resolved events are written first. `before_query_ms` times, in the same run, the
+scrape query as it was before those metrics moved into the database (drift views and
+event counts only); `scrape_over_before` is what the database-backed metrics cost.
+
+    python -m bench.scrape [--rows 1000000] [--dims 16] [--runs 20000]
 """
 
 from __future__ import annotations
@@ -36,6 +42,16 @@ DRIFTLOOP = str(Path(sys.executable).with_name("driftloop"))
 MODELS = 50
 SPAN = timedelta(days=2)
 REPEATS = 30
+# The scrape query before the action metrics were read from the database: the baseline.
+BEFORE_QUERY = """
+SELECT 'drift' AS family, model, kind, metric, score, threshold, p_value,
+    CASE WHEN drifted THEN 1.0 ELSE 0.0 END AS drifted, NULL::text AS status, NULL::float8 AS n
+FROM drift.drift_status
+UNION ALL
+SELECT 'events', NULL, NULL, NULL, NULL, NULL, NULL, NULL, status, count(*)::float8
+FROM drift.drift_events
+GROUP BY status
+"""
 
 
 def log(url: str, rows: int, dims: int, seed: int, ends: datetime, span: timedelta, baselines: bool = False) -> float:
@@ -53,6 +69,29 @@ def log(url: str, rows: int, dims: int, seed: int, ends: datetime, span: timedel
                 dl.set_baseline(f"model-{m:02d}", ends - span, ends - span / 2)
         dl.evaluate()  # what the engine does every evaluate_interval anyway (compaction, caches)
     return time.perf_counter() - start
+
+
+def log_action_runs(url: str, runs: int) -> None:
+    """`runs` finished action runs (4 per event, one failed) over resolved events of the last day."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            """
+            WITH e AS (
+                INSERT INTO drift.drift_events (created_at, model, kind, metric, score, threshold, status, attempts)
+                SELECT now() - (g * interval '17 seconds'), 'model-' || lpad((g %% 50)::text, 2, '0'),
+                    'embedding', 'centroid_distance', 0.3, 0.15, 'resolved', 1
+                FROM generate_series(1, %(events)s) AS g
+                RETURNING id, created_at
+            )
+            INSERT INTO drift.action_runs (event_id, action, action_type, attempt, worker, outcome,
+                started_at, finished_at)
+            SELECT e.id, (ARRAY['reindex', 'retrain', 'notify_ci', 'log_it'])[k], 'command', 1, 'bench',
+                CASE WHEN k = 4 THEN 'failed' ELSE 'succeeded' END,
+                e.created_at + k * interval '0.7 seconds', e.created_at + k * interval '1.9 seconds'
+            FROM e CROSS JOIN generate_series(1, 4) AS k
+            """,
+            {"events": max(runs // 4, 1)},
+        )
 
 
 def best_ms(fn) -> float:  # type: ignore[no-untyped-def]
@@ -84,6 +123,7 @@ def measure(url: str, metrics_url: str) -> dict[str, float]:
         logged = conn.execute("SELECT count(*) FROM drift.embeddings_log").fetchone()[0]
         select1 = best_ms(lambda: conn.execute("SELECT 1").fetchone())
         scrape_query = best_ms(lambda: conn.execute(query("scrape")).fetchall())
+        before_query = best_ms(lambda: conn.execute(BEFORE_QUERY).fetchall())
         scrape_http = best_ms(lambda: http.get(metrics_url).raise_for_status())
         text = http.get(metrics_url).text
         if "driftloop_database_up 1.0" not in text:
@@ -93,6 +133,8 @@ def measure(url: str, metrics_url: str) -> dict[str, float]:
         "rows_logged": logged,
         "select1_ms": select1,
         "scrape_query_ms": scrape_query,
+        "before_query_ms": before_query,
+        "scrape_over_before": round(scrape_query / before_query, 2),
         "scrape_http_ms": scrape_http,
         "score_series": series,
         "scrape_http_over_select1": round(scrape_http / select1, 1),
@@ -103,6 +145,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--dims", type=int, default=16)
+    parser.add_argument("--runs", type=int, default=20_000)
     args = parser.parse_args()
     with fresh_database() as url:
         port = free_port()
@@ -117,6 +160,7 @@ def main() -> None:
             small_rows = args.rows // 10
             now = datetime.now(UTC)
             load_small = log(url, small_rows, args.dims, 1, now, SPAN, baselines=True)
+            log_action_runs(url, args.runs)
             small = measure(url, metrics_url)
             load_large = log(url, args.rows - small_rows, args.dims, 2, now - SPAN, SPAN * 9)
             large = measure(url, metrics_url)
@@ -127,7 +171,8 @@ def main() -> None:
     emit(
         {
             "benchmark": "scrape",
-            "what": f"GET /metrics of `driftloop metrics` with {MODELS} models, embeddings of {args.dims} dims",
+            "what": f"GET /metrics of `driftloop metrics` with {MODELS} models, embeddings of {args.dims} dims, "
+            f"{args.runs} action runs",
             "small": {**small, "load_s": round(load_small, 1)},
             "large": {**large, "load_s": round(load_large, 1)},
             "growth_large_over_small": round(growth, 2),

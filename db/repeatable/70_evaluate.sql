@@ -50,6 +50,7 @@ BEGIN
           AND (l.last_evaluated_as_of IS NULL OR l.last_evaluated_as_of < p_as_of)
         FOR UPDATE SKIP LOCKED);
     PERFORM drift.prepare_report(p_as_of, p_models);
+    PERFORM drift.record_evaluation(p_as_of, p_models);  -- evaluation history (75_timeseries.sql)
     RETURN QUERY
     WITH raised AS (
         INSERT INTO drift.drift_events AS e (model, kind, metric, score, threshold, p_value, window_start,

@@ -140,10 +140,13 @@ def baseline_set(model: str, starts: datetime, ends: datetime, kinds: tuple[str,
     import psycopg
 
     from driftloop.client import DRIFT_KINDS, connect
+    from driftloop.errors import InputError
 
     with connect(database.database_url(), min_size=1, max_size=1) as client:
         try:
             rows = client.set_baseline(model, _utc(starts), _utc(ends), kinds or DRIFT_KINDS)
+        except InputError as exc:
+            raise click.ClickException(str(exc)) from None
         except psycopg.errors.InvalidParameterValue as exc:
             raise click.ClickException(exc.diag.message_primary or str(exc)) from None
     for row in rows:

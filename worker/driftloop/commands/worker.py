@@ -114,7 +114,7 @@ def worker(once: bool, concurrency: int | None, metrics_port: int | None, config
     "--port", type=click.IntRange(min=1, max=65535), help=f"Port (default PROMETHEUS_PORT or {DEFAULT_METRICS_PORT})."
 )
 def metrics(port: int | None) -> None:
-    """Serve /metrics (drift gauges and event counts) without running actions."""
+    """Serve /metrics (drift gauges, events, action counts and timings from the database) without running actions."""
     from prometheus_client import CollectorRegistry
 
     url = _database()

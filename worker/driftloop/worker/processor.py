@@ -153,11 +153,9 @@ class Processor:
                     event.kind,
                     event.metric,
                 )
-            # Reaction time: creation -> start of the first action of the first attempt.
-            react = event.attempts == 1
+            # Reaction times and action counts are read from drift.action_runs at scrape time.
             for spec in specs:
-                outcome = self._run_action(event, spec.name, spec.type, spec.settings, claimed_at if react else None)
-                react = react and outcome.outcome == "skipped"
+                outcome = self._run_action(event, spec.name, spec.type, spec.settings)
                 outcomes.append(outcome)
                 if outcome.outcome == "failed":
                     delay = backoff_delay(
@@ -185,10 +183,8 @@ class Processor:
             log.error("event=%d outcome=interrupted reason='database unavailable: %s'", event.id, oneline(exc))
             return done("interrupted")
 
-    def _run_action(
-        self, event: DriftEvent, name: str, type_name: str, settings: Any, claimed_at: float | None
-    ) -> ActionOutcome:
-        """Run one action; `claimed_at` is given when its start ends the event's reaction time."""
+    def _run_action(self, event: DriftEvent, name: str, type_name: str, settings: Any) -> ActionOutcome:
+        """Run one action, recorded in drift.action_runs."""
         previous = self.store.succeeded_run(event.id, name)
         if previous is not None:
             log.info(
@@ -204,8 +200,6 @@ class Processor:
             )
         run_id = self.store.start_run(event, name, type_name)
         started = time.monotonic()
-        if claimed_at is not None:
-            self.metrics.reaction.observe(event.age_s + (started - claimed_at))
         ctx = ActionContext(
             event=event,
             action=name,
@@ -252,8 +246,6 @@ class Processor:
         )
 
     def _log(self, event: DriftEvent, action: str, outcome: str, duration: float, detail: str) -> None:
-        self.metrics.actions.labels(action, outcome).inc()
-        self.metrics.action_duration.labels(action).observe(duration)
         level = logging.INFO if outcome == "succeeded" else logging.WARNING
         log.log(
             level,

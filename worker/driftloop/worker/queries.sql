@@ -62,15 +62,41 @@ SELECT drift.retry_event(%(event_id)s) AS queued;
 SELECT status, claimed_by, lease_expires_at FROM drift.drift_events WHERE id = %(event_id)s;
 
 -- name: scrape
--- Everything /metrics reads from the database, in one query: the drift views and the
--- number of events per status.
-SELECT 'drift' AS family, model, kind, metric, score, threshold, p_value,
-    CASE WHEN drifted THEN 1.0 ELSE 0.0 END AS drifted, NULL::text AS status, NULL::float8 AS n
-FROM drift.drift_status
+-- Everything /metrics reads from the database, in one statement (one snapshot) of rows
+-- (family, a, b, c, le, value): the drift views; events per status; the oldest pending
+-- event's age; each model's last evaluation; action runs by outcome; and the cumulative
+-- buckets of the two histograms counted in SQL (le = +Inf carries the count, c the sum).
+-- Reads views and drift_events only (what driftloop_reader may read).
+WITH status AS MATERIALIZED (
+    SELECT model, kind, metric, score, threshold, p_value, CASE WHEN drifted THEN 1.0 ELSE 0.0 END AS drifted
+    FROM drift.drift_status
+)
+SELECT 'score' AS family, model AS a, kind AS b, metric AS c, NULL::float8 AS le, score AS value
+FROM status WHERE score IS NOT NULL
+UNION ALL SELECT 'threshold', model, kind, metric, NULL, threshold FROM status WHERE threshold IS NOT NULL
+UNION ALL SELECT 'p_value', model, kind, metric, NULL, p_value FROM status WHERE p_value IS NOT NULL
+UNION ALL SELECT 'drifted', model, kind, metric, NULL, drifted FROM status
 UNION ALL
-SELECT 'events', NULL, NULL, NULL, NULL, NULL, NULL, NULL, status, count(*)::float8
-FROM drift.drift_events
-GROUP BY status;
+SELECT 'events', s.status, NULL, NULL, NULL, count(e.id)::float8
+FROM unnest('{pending,running,resolved,failed}'::text[]) AS s(status)
+LEFT JOIN drift.drift_events AS e ON e.status = s.status
+GROUP BY s.status
+UNION ALL
+SELECT 'oldest_pending', NULL, NULL, NULL, NULL,
+    coalesce(greatest(extract(epoch FROM now() - min(created_at)), 0), 0)::float8
+FROM drift.drift_events WHERE status = 'pending'
+UNION ALL
+SELECT 'last_evaluation', model, NULL, NULL, NULL, extract(epoch FROM last_evaluated_at)::float8
+FROM drift.evaluation_freshness
+WHERE last_evaluated_at IS NOT NULL
+UNION ALL
+SELECT 'actions', action, outcome, NULL, NULL, runs::float8 FROM drift.action_outcomes
+UNION ALL
+SELECT 'duration', action, NULL, CASE WHEN le = 'Infinity' THEN seconds_sum::text END, le, runs::float8
+FROM drift.action_duration_histogram
+UNION ALL
+SELECT 'reaction', NULL, NULL, CASE WHEN le = 'Infinity' THEN seconds_sum::text END, le, events::float8
+FROM drift.event_reaction_histogram;
 
 -- name: set_baseline
 SELECT count(*) FROM drift.set_baseline(%(model)s, %(starts)s, %(ends)s, %(kinds)s, %(source)s);
