@@ -94,7 +94,10 @@ def test_check_prints_the_report_and_raises_an_event_once(
     assert "DRIFT DETECTED: support-bot behavior/refusal_rate" in first
     assert "Drifts detected: 1 (support-bot/refusal_rate)" in first
     assert f"Events raised: 1 (#{event[0][0]} support-bot/refusal_rate)" in first
-    assert "refusal_rate" in first and "threshold 0.0500" in first
+    # The threshold printed is the decision line: at least the seed's 0.05, higher when the
+    # window is too small for a rise to 0.05 to be significant.
+    line = next(x for x in first.splitlines() if "refusal_rate" in x and "vs threshold" in x)
+    assert float(line.split("vs threshold ")[1].split()[0]) >= 0.05 and line.rstrip().endswith("DRIFT")
 
     # Still drifted; the open event suppresses a second one.
     second = run(tmp_path, "check", check=False).stdout
@@ -111,7 +114,8 @@ def test_check_json(db_url: str, conn: psycopg.Connection[Any], tmp_path: Path) 
     ]
     drifted = [r for r in report["status"] if r["drifted"]]
     assert [(r["model"], r["metric"]) for r in drifted] == [("support-bot", "refusal_rate")]
-    assert drifted[0]["score"] == pytest.approx(0.30, abs=0.01) and drifted[0]["threshold"] == 0.05
+    assert drifted[0]["score"] == pytest.approx(0.30, abs=0.01)
+    assert 0.05 <= drifted[0]["threshold"] < drifted[0]["score"] and drifted[0]["details"]["seed_threshold"] == 0.05
     assert json.loads(run(tmp_path, "check", "--json", check=False).stdout)["events"] == []
 
 

@@ -199,3 +199,66 @@ AS $$
     WHERE n_cur > 0 AND n_base > 0 AND (c).model IS NOT NULL
 $$;
 COMMENT ON FUNCTION drift.embedding_mean_test(bigint, vector, bigint, vector, drift.embedding_calibration) IS 'Calibrated test that the current mean embedding differs from the baseline mean (three-moment chi-square fit of |mean difference|^2, from rollup sums); effect_size = shift in units of the baseline''s RMS spread.';
+
+-- ---------------------------------------------------------------------------------------------
+-- Decision thresholds on the score scale: each report row's threshold is the score at which
+-- its test rejects at the given level now, so drifted = (score > threshold) is the decision.
+-- ---------------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION drift.chi2_isf_real(p double precision, nu double precision) RETURNS double precision
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog
+AS $$
+    -- The exact inverse of drift.chi2_sf_real (Wilson-Hilferty), so tests and thresholds agree.
+    SELECT CASE WHEN nu <= 0 THEN NULL
+        ELSE nu * power(greatest(1 - 2.0 / (9 * nu) + drift.normal_isf(p) * sqrt(2.0 / (9 * nu)), 0), 3) END
+$$;
+COMMENT ON FUNCTION drift.chi2_isf_real(double precision, double precision) IS 'Inverse upper tail of the chi-square distribution with real degrees of freedom nu (Wilson-Hilferty): the x with drift.chi2_sf_real(x, nu) = p.';
+
+CREATE OR REPLACE FUNCTION drift.embedding_mean_threshold(n_cur bigint, sum_cur vector, n_base bigint, sum_base vector,
+    c drift.embedding_calibration, level double precision) RETURNS double precision
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, public, extensions
+AS $$
+    -- The test rejects when T = |a - b|^2 passes T* (the level's quantile of its null fit).
+    -- With the two mean vectors' norms as they are, |a - b|^2 = |a|^2 + |b|^2 - 2|a||b| cos,
+    -- so T > T* exactly when the centroid cosine distance passes 1 - (|a|^2 + |b|^2 - T*) / (2|a||b|).
+    SELECT least(greatest(1 - (na * na + nb * nb - tstar) / (2 * na * nb), 0), 2)
+    FROM (SELECT vector_norm(sum_cur) / n_cur AS na, vector_norm(sum_base) / n_base AS nb,
+                 k.k1 + (drift.chi2_isf_real(level, k.nu) - k.nu) * sqrt(k.k2 / (2 * k.nu)) AS tstar
+          FROM (SELECT (c).trace1 * h AS k1, 2 * (c).trace2 * h * h AS k2, (c).trace2 ^ 3 / (c).trace3 ^ 2 AS nu
+                FROM (SELECT (c).dispersion * (1.0 / n_cur + 1.0 / n_base) AS h) hh) k) s
+    WHERE n_cur > 0 AND n_base > 0 AND (c).model IS NOT NULL AND na > 0 AND nb > 0
+$$;
+COMMENT ON FUNCTION drift.embedding_mean_threshold(bigint, vector, bigint, vector, drift.embedding_calibration, double precision) IS 'Centroid cosine distance at which drift.embedding_mean_test rejects at the given level for these windows: its p-value is below level exactly when the distance is above this.';
+
+CREATE OR REPLACE FUNCTION drift.rate_increase_threshold(n_cur bigint, x_base bigint, n_base bigint, level double precision)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog
+AS $$
+    -- The current rate x/n_cur at which drift.rate_increase_p(x, n_cur, x_base, n_base) = level:
+    -- the arcsine statistic solved for x.
+    SELECT CASE
+        WHEN n_cur IS NULL OR n_base IS NULL OR n_cur < 1 OR n_base < 1 OR level IS NULL THEN NULL
+        WHEN theta >= pi() / 2 THEN 'Infinity'::float8
+        ELSE (power(sin(theta), 2) * (n_cur + 0.75) - 0.375) / n_cur
+    END
+    FROM (SELECT asin(sqrt((x_base + 0.375) / (n_base + 0.75)))
+                 + drift.normal_isf(level) * sqrt(1.0 / (4 * n_cur + 2) + 1.0 / (4 * n_base + 2)) AS theta) t
+$$;
+COMMENT ON FUNCTION drift.rate_increase_threshold(bigint, bigint, bigint, double precision) IS 'Current rate above which drift.rate_increase_p falls below level (n_cur current samples against x_base of n_base).';
+
+CREATE OR REPLACE FUNCTION drift.proportion_above_threshold(n bigint, p0 double precision, level double precision)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog
+AS $$
+    -- The rate at which drift.proportion_above_p(x, n, p0) = level.
+    SELECT CASE
+        WHEN n IS NULL OR n < 1 OR p0 IS NULL OR level IS NULL THEN NULL
+        WHEN p0 <= 0 THEN 0.0
+        WHEN p0 >= 1 THEN 'Infinity'::float8
+        ELSE p0 + drift.normal_isf(level) * sqrt(p0 * (1 - p0) / n)
+    END
+$$;
+COMMENT ON FUNCTION drift.proportion_above_threshold(bigint, double precision, double precision) IS 'Rate above which drift.proportion_above_p falls below level (n samples against the fixed rate p0).';

@@ -34,41 +34,52 @@ AS $$
         WHERE m.embedding_dims IS NOT NULL AND (p_models IS NULL OR m.model = ANY (p_models))
     ), mean_rows AS (
         SELECT cur.model, cur.n, cur.nb, cur.cal,
-            CASE WHEN cur.n > 0 AND cur.nb > 0 THEN (cur.vec_sum <=> cur.vb) END AS dist, t.*
-        FROM cur
+            CASE WHEN cur.n > 0 AND cur.nb > 0 THEN (cur.vec_sum <=> cur.vb) END AS dist, t.*,
+            -- The decision line on the score's own scale: the centroid distance at which the
+            -- mean test rejects at the per-evaluation level now (never below the floor).
+            CASE WHEN cur.n >= cfg.min_samples AND cur.nb >= cfg.min_samples THEN
+                greatest(drift.embedding_mean_threshold(cur.n, cur.vec_sum, cur.nb, cur.vb, cur.cal, cfg.look), cfg.floor)
+            END AS decision
+        FROM cur CROSS JOIN cfg
         LEFT JOIN LATERAL drift.embedding_mean_test(cur.n, cur.vec_sum, cur.nb, cur.vb, cur.cal) t ON true
     ), novelty_rows AS (
         -- Without a calibration (no baseline yet) the row is still there, with its count.
         SELECT cur.model, cur.nb, cur.cal, cur.n, nw.scored, nw.novel,
             CASE WHEN nw.scored > 0 THEN nw.novel::float8 / nw.scored END AS rate,
-            round((cur.cal).novelty_expected * (cur.cal).sample_n)::bigint AS novel_base
+            round((cur.cal).novelty_expected * (cur.cal).sample_n)::bigint AS novel_base,
+            nw.scored >= cfg.min_samples AS enough
         FROM cur CROSS JOIN cfg
         LEFT JOIN LATERAL drift.novelty_window(cur.model, cfg.window_start, cfg.window_end) nw
             ON (cur.cal).novelty_radius IS NOT NULL
     )
-    SELECT s.model, 'embedding', 'centroid_distance', s.dist, cfg.thr, s.p_value, s.n, coalesce(s.nb, 0),
-        coalesce(s.n >= cfg.min_samples AND s.nb >= cfg.min_samples AND s.p_value < cfg.look
-                 AND s.dist >= cfg.floor, false),
+    SELECT s.model, 'embedding', 'centroid_distance', s.dist, s.decision, s.p_value, s.n, coalesce(s.nb, 0),
+        coalesce(s.dist > s.decision, false),
         cfg.window_start, cfg.window_end, s.dist, 0::float8,
         jsonb_build_object('test', 'mean shift, three-moment chi-square calibrated on baseline buckets',
             'statistic', s.statistic, 'expected_statistic', s.expected, 'dof', s.dof,
             'effect_size', s.effect_size, 'effect_size_kind', 'mean shift / baseline RMS spread',
             'dispersion', (s.cal).dispersion, 'calibration_units', (s.cal).units,
             'alpha', cfg.alpha, 'look_alpha', cfg.look, 'distance_floor', cfg.floor,
-            'seed_rule_drifted', coalesce(s.dist > cfg.thr, false), 'min_samples', cfg.min_samples)
+            'seed_threshold', cfg.thr, 'seed_rule_drifted', coalesce(s.dist > cfg.thr, false),
+            'threshold_kind', 'centroid distance at which the mean test rejects at look_alpha',
+            'min_samples', cfg.min_samples)
     FROM mean_rows s CROSS JOIN cfg
     UNION ALL
-    SELECT v.model, 'embedding', 'novelty_rate', v.rate, (v.cal).novelty_expected,
+    SELECT v.model, 'embedding', 'novelty_rate', v.rate, v.decision,
         drift.rate_increase_p(v.novel, v.scored, v.novel_base, (v.cal).sample_n), v.n, coalesce(v.nb, 0),
-        coalesce(v.scored >= cfg.min_samples AND v.rate > (v.cal).novelty_expected
-                 AND drift.rate_increase_p(v.novel, v.scored, v.novel_base, (v.cal).sample_n) < cfg.look, false),
+        coalesce(v.rate > v.decision, false),
         cfg.window_start, cfg.window_end, v.rate, (v.cal).novelty_expected,
         jsonb_build_object('test', 'nearest-neighbour novelty vs baseline sample, arcsine two-sample (one-sided)',
             'effect_size', v.rate - (v.cal).novelty_expected, 'effect_size_kind', 'excess novelty rate',
             'scored_current', v.scored, 'novel_current', v.novel, 'sample_n', (v.cal).sample_n,
             'radius', (v.cal).novelty_radius, 'alpha', cfg.alpha, 'look_alpha', cfg.look,
+            'expected_rate', (v.cal).novelty_expected,
+            'threshold_kind', 'novelty rate at which the test rejects at look_alpha',
             'min_samples', cfg.min_samples)
-    FROM novelty_rows v CROSS JOIN cfg
+    FROM (SELECT nr.*, CASE WHEN nr.enough THEN greatest(
+              drift.rate_increase_threshold(nr.scored, nr.novel_base, (nr.cal).sample_n, cfg.look),
+              (nr.cal).novelty_expected) END AS decision
+          FROM novelty_rows nr CROSS JOIN cfg) v CROSS JOIN cfg
 $$;
 COMMENT ON FUNCTION drift.embedding_report(timestamptz, text[]) IS 'Embedding drift of each model at as_of: centroid_distance (score = centroid cosine distance; p-value of the calibrated mean-shift test from rollups) and novelty_rate (share of embeddings far from every baseline-sample point; binomial-type test against the baseline''s own rate).';
 
@@ -89,7 +100,12 @@ AS $$
         SELECT cur.model, x.*, x.n_base >= cfg.min_samples AS vs_base,
             -- Against the baseline when it has enough data, else against the absolute threshold.
             CASE WHEN x.n_base >= cfg.min_samples THEN drift.rate_increase_p(x.x_cur, x.n_cur, x.x_base, x.n_base)
-                 ELSE drift.proportion_above_p(x.x_cur, x.n_cur, x.thr) END AS p
+                 ELSE drift.proportion_above_p(x.x_cur, x.n_cur, x.thr) END AS p,
+            -- The decision line: past the seed's absolute threshold and past the rate at which
+            -- the rise becomes significant at the per-evaluation level.
+            CASE WHEN x.n_cur >= cfg.min_samples THEN greatest(x.thr,
+                CASE WHEN x.n_base >= cfg.min_samples THEN drift.rate_increase_threshold(x.n_cur, x.x_base, x.n_base, cfg.look)
+                     ELSE drift.proportion_above_threshold(x.n_cur, x.thr, cfg.look) END) END AS decision
         FROM cur CROSS JOIN cfg
         CROSS JOIN LATERAL (VALUES
             ('refusal_rate', (cur.c).refusals, (cur.c).refusal_known, coalesce((cur.b).refusals, 0),
@@ -99,10 +115,10 @@ AS $$
         ) AS x(metric, x_cur, n_cur, x_base, n_base, thr)
     )
     SELECT mt.model, 'behavior', mt.metric,
-        CASE WHEN mt.n_cur > 0 THEN mt.x_cur::float8 / mt.n_cur END, mt.thr, mt.p, mt.n_cur, mt.n_base,
-        -- Both: the rate is above the seed's absolute threshold, and its rise is significant
-        -- at the per-evaluation level.
-        coalesce(mt.n_cur >= cfg.min_samples AND mt.x_cur::float8 / mt.n_cur > mt.thr AND mt.p < cfg.look, false),
+        CASE WHEN mt.n_cur > 0 THEN mt.x_cur::float8 / mt.n_cur END, mt.decision, mt.p, mt.n_cur, mt.n_base,
+        -- Both at once: above the seed's absolute threshold, and a rise significant at the
+        -- per-evaluation level (decision is the larger of the two rates).
+        coalesce(mt.x_cur::float8 / nullif(mt.n_cur, 0) > mt.decision, false),
         cfg.window_start, cfg.window_end,
         CASE WHEN mt.n_cur > 0 THEN mt.x_cur::float8 / mt.n_cur END,
         CASE WHEN mt.n_base > 0 THEN mt.x_base::float8 / mt.n_base END,
@@ -114,6 +130,8 @@ AS $$
             'effect_size_kind', 'Cohen''s h',
             'ci_low', wi.low, 'ci_high', wi.high, 'ci_level', 1 - cfg.alpha,
             'alpha', cfg.alpha, 'look_alpha', cfg.look, 'min_samples', cfg.min_samples,
+            'seed_threshold', mt.thr, 'seed_rule_drifted', coalesce(mt.x_cur::float8 / nullif(mt.n_cur, 0) > mt.thr, false),
+            'threshold_kind', 'rate past both the seed threshold and significance at look_alpha',
             'count_current', mt.x_cur, 'count_baseline', mt.x_base)
     FROM metrics mt CROSS JOIN cfg
     LEFT JOIN LATERAL drift.wilson_interval(mt.x_cur, mt.n_cur, 1 - cfg.alpha) wi ON true
@@ -141,17 +159,23 @@ AS $$
             CASE WHEN n_cur > 0 THEN ok_cur::float8 / n_cur END AS acc,
             CASE WHEN n_base > 0 THEN ok_base::float8 / n_base END AS acc_base,
             -- Errors are the complement: a drop in accuracy is a rise in the error rate.
-            drift.rate_increase_p(n_cur - ok_cur, n_cur, n_base - ok_base, n_base) AS p
-        FROM cur
+            drift.rate_increase_p(n_cur - ok_cur, n_cur, n_base - ok_base, n_base) AS p,
+            -- The decision line on the drop scale: the seed's drop threshold, or the drop at
+            -- which the error-rate rise becomes significant at the per-evaluation level.
+            CASE WHEN n_cur >= cfg.min_samples AND n_base >= cfg.min_samples THEN greatest(cfg.thr,
+                drift.rate_increase_threshold(n_cur, n_base - ok_base, n_base, cfg.look)
+                - (n_base - ok_base)::float8 / n_base) END AS decision
+        FROM cur CROSS JOIN cfg
     )
-    SELECT s.model, 'accuracy', 'accuracy', s.acc_base - s.acc, cfg.thr, s.p, s.n_cur, s.n_base,
-        coalesce(s.n_cur >= cfg.min_samples AND s.n_base >= cfg.min_samples AND s.acc_base - s.acc > cfg.thr
-                 AND s.p < cfg.look, false),
+    SELECT s.model, 'accuracy', 'accuracy', s.acc_base - s.acc, s.decision, s.p, s.n_cur, s.n_base,
+        coalesce(s.acc_base - s.acc > s.decision, false),
         cfg.window_start, cfg.window_end, s.acc, s.acc_base,
         jsonb_build_object('test', 'arcsine two-sample (one-sided) on the error rate vs baseline',
             'effect_size', drift.cohens_h(1 - s.acc, 1 - s.acc_base), 'effect_size_kind', 'Cohen''s h of the error rate',
             'ci_low', wi.low, 'ci_high', wi.high, 'ci_level', 1 - cfg.alpha,
             'alpha', cfg.alpha, 'look_alpha', cfg.look,
+            'seed_threshold', cfg.thr, 'seed_rule_drifted', coalesce(s.acc_base - s.acc > cfg.thr, false),
+            'threshold_kind', 'accuracy drop past both the seed threshold and significance at look_alpha',
             'min_samples', cfg.min_samples, 'labelled_current', s.labelled,
             'window_time', 'interaction time (late labels count in their interaction''s window)')
     FROM scored s CROSS JOIN cfg
@@ -186,11 +210,11 @@ COMMENT ON COLUMN drift.report_row.model IS 'Model name.';
 COMMENT ON COLUMN drift.report_row.kind IS 'embedding, behavior or accuracy.';
 COMMENT ON COLUMN drift.report_row.metric IS 'centroid_distance, novelty_rate, refusal_rate, toxicity_rate or accuracy.';
 COMMENT ON COLUMN drift.report_row.score IS 'The metric''s score compared with threshold: centroid cosine distance, rate, or accuracy drop.';
-COMMENT ON COLUMN drift.report_row.threshold IS 'The threshold from drift.settings.';
+COMMENT ON COLUMN drift.report_row.threshold IS 'The decision line on the score''s scale: the score above which this row counts as drifted now (its test rejecting at details.look_alpha, and past the seed threshold details.seed_threshold for rates and accuracy); drifted = (score > threshold). NULL with too few samples.';
 COMMENT ON COLUMN drift.report_row.p_value IS 'p-value of the calibrated statistical test of this window (see details.test).';
 COMMENT ON COLUMN drift.report_row.n_current IS 'Samples in the current window.';
 COMMENT ON COLUMN drift.report_row.n_baseline IS 'Samples in the baseline window.';
-COMMENT ON COLUMN drift.report_row.drifted IS 'true when enough samples, p_value below the per-evaluation level details.look_alpha (at most one false event per false_alarm_interval) and the score past its threshold (rates, accuracy drop) or floor (centroid distance).';
+COMMENT ON COLUMN drift.report_row.drifted IS 'score > threshold: enough samples, p_value below the per-evaluation level details.look_alpha (at most one false event per false_alarm_interval), and the seed threshold passed (rates, accuracy drop) or the floor (centroid distance).';
 COMMENT ON COLUMN drift.report_row.window_start IS 'Start of the current window.';
 COMMENT ON COLUMN drift.report_row.window_end IS 'End of the current window (exclusive).';
 COMMENT ON COLUMN drift.report_row.value IS 'Current value of the metric (distance, rate or accuracy).';

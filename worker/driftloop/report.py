@@ -51,15 +51,18 @@ def drift_reason(row: Mapping[str, Any]) -> str:
             f"{_num(row.get('baseline_value'), 3)} (limit {_num(row['threshold'], 3)})"
         )
     elif metric == "centroid_distance":
-        # The calibrated mean-shift test decides; the seed's fixed distance is reported beside it.
-        reached = "above" if row["score"] is not None and row["score"] > row["threshold"] else "below"
+        # The calibrated mean-shift test decides (threshold is its decision line); the seed's
+        # fixed distance is reported beside it.
+        seed = details.get("seed_threshold")
+        reached = "above" if details.get("seed_rule_drifted") else "below"
         what = (
-            f"mean embedding shifted: centroid cosine distance {_num(row['score'], 3)} ({reached} the seed's "
-            f"fixed {_num(row['threshold'], 3)}){effect_text}"
+            f"mean embedding shifted: centroid cosine distance {_num(row['score'], 3)} > {_num(row['threshold'], 3)} "
+            f"({reached} the seed's fixed {_num(seed, 3)}){effect_text}"
         )
     elif metric == "novelty_rate":
         what = (
-            f"novelty rate {_num(row['score'], 3)} > expected {_num(row['threshold'], 3)}: "
+            f"novelty rate {_num(row['score'], 3)} > {_num(row['threshold'], 3)} "
+            f"(expected {_num(details.get('expected_rate'), 3)}): "
             f"traffic far from every baseline example{effect_text}"
         )
     else:
