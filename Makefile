@@ -43,9 +43,10 @@ pg-cron:
 # PostgreSQL whose data directory is under it is stopped and the folder removed.
 test: $(STAMP) prometheus functions-deps pg-cron
 	$(BIN)/ruff check worker tests bench
+	$(BIN)/mypy worker/driftloop
 	@root=$$(mktemp -d /tmp/dl-test.XXXXXX); \
 	trap '$(BIN)/python -m tests.support.servers stop "'"$$root"'"; rm -rf "'"$$root"'"' EXIT INT TERM; \
-	TMPDIR=$$root $(BIN)/python -m pytest -q
+	TMPDIR=$$root $(BIN)/python -m pytest -q -n 2
 	$(MAKE) wheel-check
 
 # The built wheel, installed in a clean venv, run from an empty folder (not the checkout).
