@@ -70,7 +70,9 @@ async function write(caller: Caller, rows: Row[], vectors: Map<number, unknown>)
       )
       SELECT ids.ord, ids.id, ins.id IS NOT NULL AS fresh, (SELECT count(*) FROM emb) AS embeddings
       FROM ids LEFT JOIN ins USING (id)
-      ORDER BY ids.ord`;
+      ORDER BY ids.ord`.catch((error) => {
+      throw keyConflict(error, rows) ?? error;
+    });
     const result = written.map((w) => Number(w.id));
     const skipped = written.filter((w) => !w.fresh).map((w) => rows[w.ord]);
     if (skipped.length) await resolveReplays(tx, caller, skipped, result);
@@ -143,6 +145,20 @@ async function resolveReplays(
     }
     result[f.ord] = Number(f.id);
   }
+}
+
+/**
+ * The log's dedup trigger refuses a key replayed with another payload (unique_violation on
+ * drift.idempotency_keys); its message quotes the key and model, which name the row.
+ */
+function keyConflict(error: unknown, rows: Row[]): HttpError | null {
+  const e = error as { code?: string; constraint_name?: string; message?: string };
+  if (e?.code !== "23505" || e.constraint_name !== "idempotency_keys_pkey") return null;
+  const quoted = (s: string) => `'${s.replaceAll("'", "''")}'`;
+  const row = rows.find((r) =>
+    r.idempotency_key !== null && e.message?.includes(`key ${quoted(r.idempotency_key)} of model ${quoted(r.model)}`)
+  );
+  return new HttpError(409, "was already logged with a different payload", "idempotency_key", row?.ord);
 }
 
 if (import.meta.main) Deno.serve(handler);
