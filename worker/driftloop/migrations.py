@@ -177,22 +177,23 @@ def downgrade(revision: str, url: str | None = None) -> None:
             conn.execute("DROP SCHEMA IF EXISTS drift")
 
 
-def current_revision(url: str | None = None) -> str | None:
+def _bookkeeping_value(url: str | None, table: str, column: str) -> str | None:
+    """The one value of a bookkeeping table of schema drift (None when the table or row is missing)."""
     with connect(url) as conn:
-        exists = conn.execute("SELECT to_regclass('drift.alembic_version')").fetchone()
-        if not exists or exists[0] is None:
+        if conn.execute("SELECT to_regclass(%s)", (f"drift.{table}",)).fetchone() == (None,):
             return None
-        row = conn.execute("SELECT version_num FROM drift.alembic_version").fetchone()
+        query = sql.SQL("SELECT {} FROM drift.{}").format(sql.Identifier(column), sql.Identifier(table))
+        row = conn.execute(query).fetchone()
         return row[0] if row else None
+
+
+def current_revision(url: str | None = None) -> str | None:
+    return _bookkeeping_value(url, "alembic_version", "version_num")
 
 
 def current_digest(url: str | None = None) -> str | None:
     """The digest of the code layer the database runs (None before it has one)."""
-    with connect(url) as conn:
-        if conn.execute("SELECT to_regclass('drift.code_layer')").fetchone() == (None,):
-            return None
-        row = conn.execute("SELECT digest FROM drift.code_layer").fetchone()
-        return row[0] if row else None
+    return _bookkeeping_value(url, "code_layer", "digest")
 
 
 def sync_settings(url: str | None = None) -> list[str]:
