@@ -21,7 +21,11 @@ in a section the baseline never saw.
    40% moved and new topic 20%: 1 hour; 10% moved: 3 hours, reported only). Rules: the
    mean-shift test on the one-hour window at today's level (look_alpha, 7e-6), the same at a
    level calibrated by replay, scans over windows of 1 and 3 hours (and 30 min to 3 hours) at
-   a replay-calibrated level, with and without the cluster test, and the seed's 0.15 rule.
+   a replay-calibrated level, with and without the cluster test, the seed's 0.15 rule, and
+   the sequential test (mean_shift_evidence: a CUSUM of each minute projected on the direction
+   the mean moved in the hour before it) at its formula threshold, alone and with the
+   one-hour mean test at look_alpha, which together are what drift.evaluate() raises events on
+   for embeddings (the novelty row aside). The formula rules are verified on every replay.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ from tests.support.real_embeddings import REAL_CASES, Corpus, RealCase, TopicSam
 
 FAMILY_ALPHA = 0.05
 TODAY_LOOK_ALPHA = 7e-6  # drift.look_alpha() at the defaults (1-hour window, 1-minute buckets, 30 days)
+RATE_PER_HOUR = 300
+SQL_RULE = "evidence + mean 1h at look_alpha (the SQL rule)"
 STREAM_DEADLINES = {"new topic 10%": 3.0, "new topic 20%": 1.0, "40% moved": 1.0, "10% moved": 3.0}
 SCAN_LENGTHS = (30, 60, 180)  # minutes; scan_p columns: (mean, cluster) per length
 STREAM_RULES: dict[str, list[int]] = {
@@ -99,56 +105,85 @@ def calibrate(minp: np.ndarray, days: float, per_30_days: float = 1.0) -> float:
     """The largest level whose up-crossings stay within per_30_days events per 30 days."""
     best = 0.0
     for level in np.sort(minp)[:2000]:
-        if ds.crossings(minp, level) * 30 / days > per_30_days:
+        if ds.crossings(minp < level) * 30 / days > per_30_days:
             break
         best = float(level)
     return best
 
 
+Alarm = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (scan p-values, evidence) -> alarm per minute
+
+
+def scan_rule(cols: list[int], level: float) -> Alarm:
+    return lambda p, ev: p[:, cols].min(axis=1) < level
+
+
+def fixed_rules(threshold: float) -> dict[str, Alarm]:
+    """The rules whose decision line is set by formula, as drift.evaluate() applies them."""
+    mean_1h: Alarm = lambda p, ev: p[:, 2] < TODAY_LOOK_ALPHA  # noqa: E731
+    evidence: Alarm = lambda p, ev: ds.evidence_alarm(ev, threshold)  # noqa: E731
+    return {
+        "today: mean 1h at look_alpha": mean_1h,
+        "evidence (formula threshold)": evidence,
+        "evidence + mean 1h at look_alpha (the SQL rule)": lambda p, ev: mean_1h(p, ev) | evidence(p, ev),
+    }
+
+
 def streams(corpus: Corpus, lift: bool, replays: int, days: float, trials: int) -> dict[str, Any]:
+    threshold = ds.evidence_threshold(RATE_PER_HOUR)
     cal: dict[str, list[np.ndarray]] = {k: [] for k in STREAM_RULES}
     ver: dict[str, list[np.ndarray]] = {k: [] for k in STREAM_RULES}
-    seed_cal: list[np.ndarray] = []
+    free: list[tuple[np.ndarray, np.ndarray]] = []
     for r in range(replays):
         rng = np.random.default_rng(r)
         sampler = TopicSampler(corpus, rng, min_rows=1000)
-        _, p = ds.simulate(sampler, RealCase("none"), rate_per_hour=300, baseline_hours=24, hours=24 * days,
-                           rng=rng, lengths=SCAN_LENGTHS, lift=lift)
+        _, p, ev = ds.simulate(sampler, RealCase("none"), rate_per_hour=RATE_PER_HOUR, baseline_hours=24,
+                               hours=24 * days, rng=rng, lengths=SCAN_LENGTHS, lift=lift)
         for k, cols in STREAM_RULES.items():
             (cal if r % 2 == 0 else ver)[k].append(p[:, cols].min(axis=1))
-        seed_cal.append(p[:, 2])
+        free.append((p, ev))
     half_days = days * ((replays + 1) // 2)
     ver_days = days * (replays // 2)
     levels = {k: calibrate(np.concatenate(v), half_days) for k, v in cal.items()}
-    rules = {f"{k} (replay level)": (cols, levels[k]) for k, cols in STREAM_RULES.items()}
-    rules["today: mean 1h at look_alpha"] = ([2], TODAY_LOOK_ALPHA)
+    rules: dict[str, Alarm] = {f"{k} (replay level)": scan_rule(cols, levels[k]) for k, cols in STREAM_RULES.items()}
     false_events = {
-        name: round(sum(ds.crossings(m, level) for m in ver[name.removesuffix(" (replay level)")]) * 30 / ver_days, 2)
-        for name, (_, level) in rules.items() if name.endswith("(replay level)")
+        f"{k} (replay level)": round(sum(ds.crossings(m < levels[k]) for m in ver[k]) * 30 / ver_days, 2)
+        for k in STREAM_RULES
     }
-    false_events["today: mean 1h at look_alpha"] = round(
-        sum(ds.crossings(m, TODAY_LOOK_ALPHA) for m in ver["mean 1h"]) * 30 / ver_days, 2)
+    # The formula rules need no calibration: every drift-free replay verifies them.
+    for name, rule in fixed_rules(threshold).items():
+        rules[name] = rule
+        false_events[name] = round(sum(ds.crossings(rule(p, ev)) for p, ev in free) * 30 / (days * replays), 2)
     caught: dict[str, dict[str, float]] = {name: {} for name in rules}
     caught["seed_rule_0.15 (1h window)"] = {}
+    minutes_to_event: dict[str, dict[str, float | None]] = {}
     for case_name, deadline in STREAM_DEADLINES.items():
         case = next(c for c in REAL_CASES if c.name == case_name)
         hits = {name: 0 for name in caught}
+        delays: list[float] = []
         for t in range(trials):
             rng = np.random.default_rng(1_000 + t)
             sampler = TopicSampler(corpus, rng, min_rows=1000)
-            base, p = ds.simulate(sampler, case, rate_per_hour=300, baseline_hours=24, hours=deadline, rng=rng,
-                                  lengths=SCAN_LENGTHS, lift=lift, pre_hours=3)
-            for name, (cols, level) in rules.items():
-                hits[name] += ds.first_alarm(p[:, cols].min(axis=1), level) is not None
+            base, p, ev = ds.simulate(sampler, case, rate_per_hour=RATE_PER_HOUR, baseline_hours=24, hours=deadline,
+                                      rng=rng, lengths=SCAN_LENGTHS, lift=lift, pre_hours=3)
+            for name, rule in rules.items():
+                first = ds.first_alarm(rule(p, ev))
+                hits[name] += first is not None
+                if name == SQL_RULE and first is not None:
+                    delays.append(first)
             # The seed's rule on the same kind of stream: centroid distance of the last hour.
-            x = sampler.draw(int(300 * deadline), case)
+            x = sampler.draw(int(RATE_PER_HOUR * deadline), case)
             x = ada_like(x) if lift else x
             hits["seed_rule_0.15 (1h window)"] += bool(
-                dm.cosine_distance(base.mean, x[-300:].mean(0)) > dm.SEED_CENTROID_THRESHOLD)
+                dm.cosine_distance(base.mean, x[-RATE_PER_HOUR:].mean(0)) > dm.SEED_CENTROID_THRESHOLD)
         for name in caught:
             caught[name][f"{case_name} within {deadline:g}h"] = round(100 * hits[name] / trials, 1)
-    return {"levels": levels, "false_events_per_30_days_verified": false_events, "caught_percent": caught,
-            "replay_days_calibrate": half_days, "replay_days_verify": ver_days}
+        minutes_to_event[case_name] = {"median_of_caught": float(np.median(delays)) if delays else None}
+    return {"levels": levels, "evidence_threshold_nats": round(threshold, 3),
+            "false_events_per_30_days_verified": false_events, "caught_percent": caught,
+            "minutes_to_event_sql_rule": minutes_to_event,
+            "replay_days_calibrate": half_days, "replay_days_verify": ver_days,
+            "replay_days_formula_rules": days * replays}
 
 
 def main() -> None:

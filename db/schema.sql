@@ -984,6 +984,61 @@ BEGIN
 END $$;
 
 
+-- migration 0012_evidence
+
+-- Sequential embedding evidence: a CUSUM per model, one row per folded bucket, so a drift that
+-- persists accumulates evidence across windows instead of being judged one hour at a time.
+
+INSERT INTO drift.settings (key, value, description) VALUES
+    ('evidence_shift', '0.25', 'Shift of the mean, in baseline standard deviations per embedding along the direction of movement, that the sequential embedding test (mean_shift_evidence) is tuned to: smaller waits longer for subtler drifts.'),
+    ('evidence_direction_window', '1 hour', 'The sequential embedding test projects each new bucket on the direction the mean moved over this much data just before it.'),
+    ('evidence_horizon', '6 hours', 'When the sequential embedding test starts or catches up, it folds at most this much data back from now.')
+ON CONFLICT (key) DO NOTHING;
+
+CREATE TABLE drift.embedding_evidence (
+    model text NOT NULL,
+    bucket timestamptz NOT NULL,
+    n bigint NOT NULL,
+    z double precision,
+    statistic double precision NOT NULL,
+    since timestamptz,
+    run_n bigint NOT NULL,
+    PRIMARY KEY (model, bucket)
+);
+COMMENT ON TABLE drift.embedding_evidence IS 'The sequential embedding test of each model: its CUSUM statistic after each folded bucket since the baseline was set (drift.embedding_evidence_fold). Cleared when the baseline moves.';
+COMMENT ON COLUMN drift.embedding_evidence.model IS 'Model name.';
+COMMENT ON COLUMN drift.embedding_evidence.bucket IS 'Start of the folded bucket.';
+COMMENT ON COLUMN drift.embedding_evidence.n IS 'Embeddings of the bucket when it was folded (later arrivals are not counted).';
+COMMENT ON COLUMN drift.embedding_evidence.z IS 'The bucket''s embeddings projected on the direction the mean moved before it, standardized: N(0, n) without drift. NULL when that direction had fewer than min_samples embeddings.';
+COMMENT ON COLUMN drift.embedding_evidence.statistic IS 'CUSUM after this bucket, in nats: max(0, previous + evidence_shift * z - n * evidence_shift^2 / 2).';
+COMMENT ON COLUMN drift.embedding_evidence.since IS 'First bucket of the current run of evidence (the statistic was 0 before it); NULL while the statistic is 0.';
+COMMENT ON COLUMN drift.embedding_evidence.run_n IS 'Embeddings folded since the run began.';
+
+-- The whitening of the sequential test: its direction is the ridge-whitened mean shift,
+-- (S_a + ridge I)^-1 (window mean - baseline mean), S_a the covariance of half the baseline
+-- sample; the other half's covariance S_b gives the variance along it.
+ALTER TABLE drift.embedding_calibration
+    ADD COLUMN evidence_rank integer,
+    ADD COLUMN evidence_bias double precision;
+COMMENT ON COLUMN drift.embedding_calibration.evidence_rank IS 'Features the sequential test whitens in: the embedding dimensions, or (wider embeddings) inner products with that many centred baseline-sample points. NULL: no sequential test (too small a sample).';
+COMMENT ON COLUMN drift.embedding_calibration.evidence_bias IS 'tr((S_a + ridge I)^-1 S_b) / baseline rows: the mean per embedding of the sequential test''s projection without drift, which the estimated baseline mean puts there; taken off.';
+
+CREATE TABLE drift.embedding_whitening (
+    model text NOT NULL,
+    i integer NOT NULL,
+    landmark vector,
+    cov_row vector,
+    inverse_row vector,
+    PRIMARY KEY (model, i)
+);
+COMMENT ON TABLE drift.embedding_whitening IS 'Per model and feature i: the feature map, the features'' sample covariance and its ridge inverse, computed from drift.baseline_samples when the baseline is set (drift.embedding_whiten).';
+COMMENT ON COLUMN drift.embedding_whitening.model IS 'Model name.';
+COMMENT ON COLUMN drift.embedding_whitening.i IS 'Feature number, from 1.';
+COMMENT ON COLUMN drift.embedding_whitening.landmark IS 'Feature i is the inner product with this unit vector, one of an orthonormal basis of the span of centred baseline-sample points (wider embeddings); NULL: feature i is embedding dimension i.';
+COMMENT ON COLUMN drift.embedding_whitening.cov_row IS 'Row i of the covariance S_b of the features over one half of the baseline sample (even rows in id order): the variance along a direction.';
+COMMENT ON COLUMN drift.embedding_whitening.inverse_row IS 'Row i of (S_a + ridge I)^-1, S_a the covariance over the other half (odd rows), ridge its mean eigenvalue (tr S_a / rank).';
+
+
 -- repeatable 10_settings.sql
 
 -- Settings: one reader, one validator for every key.
@@ -1024,6 +1079,10 @@ AS $$
         WHEN 'toxic_at'                 THEN ARRAY['number', '0', '1']
         WHEN 'novelty_quantile'         THEN ARRAY['number', '0.5', '0.999']
         WHEN 'embedding_distance_floor' THEN ARRAY['number', '0', '2']
+        -- the sequential embedding test: its reference shift, direction window and catch-up reach
+        WHEN 'evidence_shift'           THEN ARRAY['number', '0.01', '2']
+        WHEN 'evidence_direction_window' THEN ARRAY['interval', '>0', '1 day']
+        WHEN 'evidence_horizon'         THEN ARRAY['interval', '>0', '7 days']
     END
 $$;
 COMMENT ON FUNCTION drift.setting_spec(text) IS 'Type and range of an engine setting as {type, low, high} (NULL for a key of the user''s own).';
@@ -1870,9 +1929,16 @@ BEGIN
     INSERT INTO drift.novelty_rollup (model, bucket, n, scored, novel)
     SELECT m.model, date_trunc('hour', m.bucket, 'UTC'), sum(m.n), sum(m.scored), sum(m.novel)
     FROM moved m GROUP BY 1, 2;
+
+    -- The sequential test's statistic, a state and not a sum, keeps its last value of each hour
+    -- (the model's latest row, which the next fold continues from, is always one of them).
+    DELETE FROM drift.embedding_evidence e
+    WHERE e.bucket < cutoff AND EXISTS (
+        SELECT 1 FROM drift.embedding_evidence l
+        WHERE l.model = e.model AND l.bucket > e.bucket AND l.bucket < date_trunc('hour', e.bucket, 'UTC') + interval '1 hour');
     RETURN folded;
 END $$;
-COMMENT ON FUNCTION drift.compact_rollups_hourly(interval) IS 'Folds the rollup buckets (embedding, interaction, novelty) older than p_older_than (default: the rollup_hourly_after setting) into one row per model and hour; returns the hourly rows written. Sums are exact; windows over that data are counted by whole hours.';
+COMMENT ON FUNCTION drift.compact_rollups_hourly(interval) IS 'Folds the rollup buckets (embedding, interaction, novelty) older than p_older_than (default: the rollup_hourly_after setting) into one row per model and hour, and keeps the sequential test''s last statistic of each such hour; returns the hourly rollup rows written. Sums are exact; windows over that data are counted by whole hours.';
 
 REVOKE EXECUTE ON FUNCTION drift.ensure_partitions(timestamptz, boolean) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION drift.create_log_partition(text, timestamptz, timestamptz) FROM PUBLIC;
@@ -2337,6 +2403,8 @@ BEGIN
     DELETE FROM drift.embedding_calibration c WHERE c.model = p_model;
     DELETE FROM drift.baseline_samples s WHERE s.model = p_model;
     DELETE FROM drift.novelty_rollup r WHERE r.model = p_model;
+    DELETE FROM drift.embedding_evidence e WHERE e.model = p_model;
+    DELETE FROM drift.embedding_whitening w WHERE w.model = p_model;
     SELECT * INTO b FROM drift.baselines x WHERE x.model = p_model AND x.kind = 'embedding';
     SELECT m.embedding_dims INTO dims FROM drift.models m WHERE m.model = p_model;
     IF b.model IS NULL THEN
@@ -2433,11 +2501,12 @@ BEGIN
 
     INSERT INTO drift.embedding_calibration (model, dims, units, unit_source, trace1, trace2, trace3, blocks,
         dispersion, sample_n, novelty_radius, novelty_expected)
-    VALUES (p_model, dims, k, src, t1, t2, t3, nblocks, greatest(phi, 1), m_sample, radius, expected)
-    RETURNING * INTO result;
+    VALUES (p_model, dims, k, src, t1, t2, t3, nblocks, greatest(phi, 1), m_sample, radius, expected);
+    PERFORM drift.embedding_whiten(p_model);
+    SELECT * INTO result FROM drift.embedding_calibration c WHERE c.model = p_model;
     RETURN result;
 END $$;
-COMMENT ON FUNCTION drift.embedding_calibrate(text) IS 'Recomputes a model''s embedding calibration from its baseline: the bounded baseline sample with its HNSW index and leave-one-out distances, the covariance traces and the block overdispersion.';
+COMMENT ON FUNCTION drift.embedding_calibrate(text) IS 'Recomputes a model''s embedding calibration from its baseline: the bounded baseline sample with its HNSW index and leave-one-out distances, the covariance traces, the block overdispersion and the sequential test''s whitening; clears the novelty cache and the sequential evidence.';
 
 CREATE OR REPLACE FUNCTION drift.baselines_calibrate() RETURNS trigger
 LANGUAGE plpgsql
@@ -2563,6 +2632,268 @@ END $$;
 COMMENT ON FUNCTION drift.novelty_score(text, timestamptz, timestamptz) IS 'Scores the not yet (or no longer) cached buckets of a window into drift.novelty_rollup; returns the buckets written.';
 
 
+-- repeatable 55_evidence.sql
+
+-- The sequential embedding test (metric mean_shift_evidence): evidence that the mean moved,
+-- accumulated bucket by bucket, so a drift that persists is caught even when no single
+-- window shows it at the strict per-evaluation level.
+--
+-- Each new bucket's embeddings are projected on a direction fixed before they are seen: the
+-- mean shift of the evidence_direction_window before the bucket, whitened by the baseline
+-- sample's covariance S with a ridge, u = (S + ridge I)^-1 (window mean - baseline mean)
+-- (embeddings wider than 256 in the span of 256 sample points).
+-- (Whitening counts a shift along a quiet direction for more than one along a noisy one;
+-- measured on real text embeddings it is what lets 10% of traffic on a new topic show.)
+-- Without drift the projections are centred, with variance u'Su each: z ~ N(0, n). A
+-- CUSUM of the log-likelihood ratio for a shift of evidence_shift standard deviations per
+-- embedding, S = max(0, S + k z - n k^2 / 2), grows while traffic keeps moving the same way
+-- and falls back to 0 when it does not. Without drift it crosses h about once per
+-- e^h / (k^2 / 2) embeddings (Siegmund), which sets h from false_alarm_interval.
+
+CREATE OR REPLACE FUNCTION drift.spd_inverse(p_rows vector[], p_ridge double precision) RETURNS vector[]
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, public, extensions
+AS $$
+DECLARE
+    r integer := array_length(p_rows, 1);
+    m vector[];
+    f real[];
+    piv vector;
+BEGIN
+    -- Gauss-Jordan on [M + ridge I | I]. M is a covariance (symmetric, positive semi-definite)
+    -- and ridge > 0, so every pivot is positive: no row exchanges are needed.
+    FOR i IN 1..r LOOP
+        f := p_rows[i]::real[] || array_fill(0::real, ARRAY[r]);
+        f[i] := f[i] + p_ridge;
+        f[r + i] := 1;
+        m[i] := f::vector;
+    END LOOP;
+    FOR k IN 1..r LOOP
+        piv := drift.scale_vector(m[k], 1.0 / (m[k]::real[])[k]);
+        m[k] := piv;
+        FOR i IN 1..r LOOP
+            IF i <> k THEN
+                m[i] := m[i] - drift.scale_vector(piv, (m[i]::real[])[k]);
+            END IF;
+        END LOOP;
+    END LOOP;
+    RETURN ARRAY(SELECT (m[i]::real[])[r + 1 : 2 * r]::vector FROM generate_series(1, r) i ORDER BY i);
+END $$;
+COMMENT ON FUNCTION drift.spd_inverse(vector[], double precision) IS 'Rows of (M + ridge I)^-1 for a symmetric positive semi-definite M given by its rows (Gauss-Jordan).';
+
+CREATE OR REPLACE FUNCTION drift.evidence_features(p_model text, p_v vector) RETURNS vector
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, public, extensions
+AS $$
+    -- Linear, so the features of a bucket's vector sum are the sum of its rows' features.
+    SELECT CASE WHEN count(w.landmark) = 0 THEN p_v
+        ELSE array_agg(-(w.landmark <#> p_v) ORDER BY w.i)::vector END
+    FROM drift.embedding_whitening w WHERE w.model = p_model AND w.landmark IS NOT NULL
+$$;
+COMMENT ON FUNCTION drift.evidence_features(text, vector) IS 'The sequential test''s features of an embedding (or of a sum of embeddings): itself, or its inner products with the model''s landmarks.';
+
+CREATE OR REPLACE FUNCTION drift.evidence_apply(p_model text, p_column text, p_v vector) RETURNS vector
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, public, extensions
+AS $$
+    SELECT array_agg(-(CASE p_column WHEN 'inverse' THEN w.inverse_row ELSE w.cov_row END <#> p_v) ORDER BY w.i)::vector
+    FROM drift.embedding_whitening w WHERE w.model = p_model
+$$;
+COMMENT ON FUNCTION drift.evidence_apply(text, text, vector) IS 'The model''s covariance (p_column ''cov'') or ridge inverse (''inverse'') times a feature vector.';
+
+CREATE OR REPLACE FUNCTION drift.evidence_covariance(p_model text, p_half integer) RETURNS vector[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, public, extensions
+AS $$
+    -- Rows of the covariance of the features of one half of the sample (alternate rows in id
+    -- order), from its rows centred on the half's mean, transposed to one vector per feature
+    -- so that each entry is one inner product.
+    WITH half AS (
+        SELECT x.id, x.embedding FROM (
+            SELECT s.id, s.embedding, row_number() OVER (ORDER BY s.id) AS k
+            FROM drift.baseline_samples s WHERE s.model = p_model) x
+        WHERE x.k % 2 = p_half
+    ), mu AS (
+        SELECT avg(h.embedding) AS m, count(*) AS n FROM half h
+    ), y AS (
+        SELECT h.id, drift.evidence_features(p_model, h.embedding - mu.m)::real[] AS f FROM half h, mu
+    ), cols AS (
+        SELECT t.j, array_agg(t.v ORDER BY y.id)::vector AS c
+        FROM y CROSS JOIN LATERAL unnest(y.f) WITH ORDINALITY AS t(v, j) GROUP BY t.j
+    ), rows_ AS (
+        SELECT a.j, array_agg(-(a.c <#> b.c) / (SELECT n FROM mu) ORDER BY b.j)::vector AS row
+        FROM cols a CROSS JOIN cols b GROUP BY a.j
+    )
+    SELECT array_agg(rows_.row ORDER BY rows_.j) FROM rows_
+$$;
+COMMENT ON FUNCTION drift.evidence_covariance(text, integer) IS 'Rows of the sample covariance of the sequential test''s features over one half of the model''s baseline sample (1: odd rows in id order, 0: even rows).';
+
+CREATE OR REPLACE FUNCTION drift.embedding_whiten(p_model text) RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, extensions
+AS $$
+DECLARE
+    -- Wider embeddings are whitened in the span of this many sample points: the inverse
+    -- costs rank^3 once per baseline, each bucket rank^2.
+    max_rank constant integer := 256;
+    m integer;
+    dims integer;
+    n_base bigint;
+    lm vector[] := '{}';
+    v vector;
+    cand record;
+    cov_a vector[];
+    cov_b vector[];
+    inv vector[];
+    r integer;
+    ridge double precision;
+BEGIN
+    DELETE FROM drift.embedding_whitening w WHERE w.model = p_model;
+    SELECT count(*), max(vector_dims(s.embedding)) INTO m, dims FROM drift.baseline_samples s WHERE s.model = p_model;
+    SELECT b.n INTO n_base FROM drift.baselines b WHERE b.model = p_model AND b.kind = 'embedding';
+    IF m < 60 OR n_base IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF dims > max_rank THEN
+        -- An orthonormal basis (modified Gram-Schmidt) of the span of the first points of
+        -- the first half, centred; a point already in the span of the earlier ones (a text
+        -- logged twice) is passed over.
+        FOR cand IN
+            SELECT x.embedding - avg(x.embedding) OVER () AS c FROM (
+                SELECT s.id, s.embedding, row_number() OVER (ORDER BY s.id) AS k
+                FROM drift.baseline_samples s WHERE s.model = p_model) x
+            WHERE x.k % 2 = 1 ORDER BY x.id
+        LOOP
+            v := cand.c;
+            FOR i IN 1..coalesce(array_length(lm, 1), 0) LOOP
+                v := v - drift.scale_vector(lm[i], -(lm[i] <#> v));
+            END LOOP;
+            IF vector_norm(v) > 1e-3 * vector_norm(cand.c) THEN
+                lm := lm || drift.scale_vector(v, 1.0 / vector_norm(v));
+            END IF;
+            EXIT WHEN array_length(lm, 1) = max_rank;
+        END LOOP;
+        INSERT INTO drift.embedding_whitening (model, i, landmark)
+        SELECT p_model, i, lm[i] FROM generate_series(1, array_length(lm, 1)) i;
+    END IF;
+    -- Two independent halves: the inverse from one, the variance along the direction it
+    -- picks from the other (from the same half, the quietest-looking directions are partly
+    -- sampling noise, and the variance would be underestimated: false alarms).
+    cov_a := drift.evidence_covariance(p_model, 1);
+    cov_b := drift.evidence_covariance(p_model, 0);
+    r := array_length(cov_a, 1);
+    SELECT sum((cov_a[i]::real[])[i]) / r INTO ridge FROM generate_series(1, r) i;
+    IF NOT ridge > 0 THEN
+        DELETE FROM drift.embedding_whitening w WHERE w.model = p_model;
+        RETURN NULL;
+    END IF;
+    inv := drift.spd_inverse(cov_a, ridge);
+    INSERT INTO drift.embedding_whitening AS w (model, i, cov_row, inverse_row)
+    SELECT p_model, i, cov_b[i], inv[i] FROM generate_series(1, r) i
+    ON CONFLICT (model, i) DO UPDATE SET cov_row = EXCLUDED.cov_row, inverse_row = EXCLUDED.inverse_row;
+    -- The estimated baseline mean leaves E[(y - mean) . u] = tr(inv S) / n_base per embedding.
+    UPDATE drift.embedding_calibration c SET evidence_rank = r,
+        evidence_bias = (SELECT sum(-(inv[i] <#> cov_b[i])) FROM generate_series(1, r) i) / n_base
+    WHERE c.model = p_model;
+    RETURN r;
+END $$;
+COMMENT ON FUNCTION drift.embedding_whiten(text) IS 'Computes the sequential test''s whitening of a model from its baseline sample (called by drift.embedding_calibrate); returns the rank, NULL when the sample is too small.';
+
+CREATE OR REPLACE FUNCTION drift.embedding_evidence_fold(p_model text, p_until timestamptz) RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, extensions
+AS $$
+DECLARE
+    width interval := drift.setting('bucket_width')::interval;
+    look_back interval := drift.setting('evidence_direction_window')::interval;
+    horizon interval := drift.setting('evidence_horizon')::interval;
+    k double precision := drift.setting('evidence_shift')::float8;
+    min_n bigint := drift.setting('min_samples')::bigint;
+    b drift.baselines;
+    bias double precision;
+    mu_f vector;
+    last drift.embedding_evidence;
+    s double precision := 0;
+    since timestamptz;
+    run_n bigint := 0;
+    r record;
+    d record;
+    u vector;
+    var double precision;
+    z double precision;
+    folded integer := 0;
+BEGIN
+    SELECT * INTO b FROM drift.baselines x WHERE x.model = p_model AND x.kind = 'embedding';
+    SELECT c.evidence_bias INTO bias FROM drift.embedding_calibration c WHERE c.model = p_model;
+    IF b.model IS NULL OR bias IS NULL THEN
+        RETURN 0;
+    END IF;
+    mu_f := drift.evidence_features(p_model, drift.scale_vector(b.vec_sum, 1.0 / b.n));
+    SELECT * INTO last FROM drift.embedding_evidence e WHERE e.model = p_model ORDER BY e.bucket DESC LIMIT 1;
+    IF last.model IS NOT NULL THEN
+        s := last.statistic;
+        since := last.since;
+        run_n := last.run_n;
+    END IF;
+    FOR r IN
+        SELECT x.bucket, sum(x.n)::bigint AS n, sum(x.vec_sum) AS vec_sum FROM (
+            SELECT e.bucket, e.n, e.vec_sum FROM drift.embedding_rollup e
+            WHERE e.model = p_model AND e.bucket < p_until
+            UNION ALL
+            SELECT e.bucket, e.n, e.vec_sum FROM drift.embedding_rollup_delta e
+            WHERE e.model = p_model AND e.bucket < p_until
+        ) x
+        WHERE x.bucket >= greatest(b.ends, p_until - horizon, last.bucket + width)
+        GROUP BY x.bucket ORDER BY x.bucket
+    LOOP
+        SELECT * INTO d FROM drift.embedding_window(p_model, greatest(r.bucket - look_back, b.ends), r.bucket);
+        z := NULL;
+        IF d.n >= min_n THEN
+            u := drift.evidence_apply(p_model, 'inverse',
+                drift.scale_vector(drift.evidence_features(p_model, d.vec_sum), 1.0 / d.n) - mu_f);
+            var := -(u <#> drift.evidence_apply(p_model, 'cov', u));
+            IF var > 0 THEN
+                z := (-(drift.evidence_features(p_model, r.vec_sum) <#> u) - r.n * (-(mu_f <#> u) + bias)) / sqrt(var);
+                IF s = 0 THEN
+                    since := r.bucket;
+                    run_n := 0;
+                END IF;
+                s := greatest(0, s + k * z - r.n * k * k / 2);
+                run_n := run_n + r.n;
+                IF s = 0 THEN
+                    since := NULL;
+                    run_n := 0;
+                END IF;
+            END IF;
+        END IF;
+        INSERT INTO drift.embedding_evidence (model, bucket, n, z, statistic, since, run_n)
+        VALUES (p_model, r.bucket, r.n, z, s, since, run_n);
+        folded := folded + 1;
+    END LOOP;
+    RETURN folded;
+END $$;
+COMMENT ON FUNCTION drift.embedding_evidence_fold(text, timestamptz) IS 'Folds the model''s buckets before p_until that are not folded yet (at most evidence_horizon back) into its sequential embedding test; returns the buckets folded. Called by drift.evaluate_models; each bucket is folded once.';
+
+CREATE OR REPLACE FUNCTION drift.evidence_threshold(p_model text) RETURNS double precision
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $$
+    -- Drift-free, the CUSUM crosses h about once per e^h / (k^2 / 2) embeddings. Half of the
+    -- model's false-alarm budget goes to this test (the window tests' measured false-alarm
+    -- rate is a small fraction of the other half): h = ln(2 N k^2 / 2) = ln(N k^2), N the
+    -- embeddings the baseline's rate gives in one false_alarm_interval.
+    SELECT CASE WHEN rate IS NULL OR rate <= 0 THEN NULL
+        WHEN fa > 0 THEN greatest(ln(rate * fa * k * k), 1.0)
+        ELSE ln(1 / drift.setting('alpha')::float8)  -- false_alarm_interval 0: alpha per run
+    END
+    FROM (SELECT b.n / nullif(extract(epoch FROM b.ends - b.starts), 0) AS rate,
+                 extract(epoch FROM coalesce(drift.setting('false_alarm_interval'), '0')::interval) AS fa,
+                 drift.setting('evidence_shift')::float8 AS k
+          FROM drift.baselines b WHERE b.model = p_model AND b.kind = 'embedding') x
+$$;
+COMMENT ON FUNCTION drift.evidence_threshold(text) IS 'Decision line of the sequential embedding test of a model, in nats: drift-free traffic at the baseline''s rate crosses it about once per two false_alarm_intervals.';
+
+
 -- repeatable 60_reports.sql
 
 -- Drift reports at any time (drift.drift_report(as_of)) and now (the drift views). Every row is
@@ -2647,8 +2978,30 @@ AS $$
               drift.rate_increase_threshold(nr.scored, nr.novel_base, (nr.cal).sample_n, cfg.look),
               (nr.cal).novelty_expected) END AS decision
           FROM novelty_rows nr CROSS JOIN cfg) v CROSS JOIN cfg
+    UNION ALL
+    -- The sequential test: its statistic after the last bucket folded before the window's end,
+    -- on the current window like every row (an event's window is what a reindex moves the
+    -- baseline to, and what incidents group by); the run of evidence is in details.
+    SELECT cur.model, 'embedding', 'mean_shift_evidence', ev.statistic,
+        CASE WHEN ev.model IS NOT NULL AND cur.n >= cfg.min_samples THEN h.h END,
+        -- About (run_n k^2/2) e^-S: how often drift-free traffic builds this much evidence in a run this long.
+        CASE WHEN ev.model IS NOT NULL THEN least(1, (ev.run_n * h.k * h.k / 2 + 1) * exp(-ev.statistic)) END,
+        cur.n, coalesce(cur.nb, 0),
+        coalesce(cur.n >= cfg.min_samples AND ev.statistic > h.h, false),
+        cfg.window_start, cfg.window_end, ev.statistic, 0::float8,
+        jsonb_build_object('test', 'CUSUM of each new bucket projected on the whitened direction the mean moved before it',
+            'statistic_kind', 'evidence in nats (log-likelihood ratio)', 'reference_shift', h.k,
+            'direction_window', drift.setting('evidence_direction_window'), 'last_bucket', ev.bucket,
+            'last_z', ev.z, 'since', ev.since, 'run_embeddings', ev.run_n,
+            'threshold_kind', 'evidence at which drift-free traffic at the baseline rate raises about one false event per two false_alarm_intervals',
+            'alpha', cfg.alpha, 'min_samples', cfg.min_samples)
+    FROM cur CROSS JOIN cfg
+    CROSS JOIN LATERAL (SELECT drift.evidence_threshold(cur.model) AS h, drift.setting('evidence_shift')::float8 AS k) h
+    LEFT JOIN LATERAL (SELECT e.* FROM drift.embedding_evidence e
+                       WHERE e.model = cur.model AND e.bucket < cfg.window_end
+                       ORDER BY e.bucket DESC LIMIT 1) ev ON true
 $$;
-COMMENT ON FUNCTION drift.embedding_report(timestamptz, text[]) IS 'Embedding drift of each model at as_of: centroid_distance (score = centroid cosine distance; p-value of the calibrated mean-shift test from rollups) and novelty_rate (share of embeddings far from every baseline-sample point; binomial-type test against the baseline''s own rate).';
+COMMENT ON FUNCTION drift.embedding_report(timestamptz, text[]) IS 'Embedding drift of each model at as_of: centroid_distance (score = centroid cosine distance; p-value of the calibrated mean-shift test from rollups), novelty_rate (share of embeddings far from every baseline-sample point; binomial-type test against the baseline''s own rate) and mean_shift_evidence (score = CUSUM evidence in nats accumulated over the buckets folded so far).';
 
 CREATE OR REPLACE FUNCTION drift.behavior_report(p_as_of timestamptz DEFAULT now(), p_models text[] DEFAULT NULL)
 RETURNS SETOF drift.report_row
@@ -2768,15 +3121,15 @@ CREATE OR REPLACE VIEW drift.drift_status AS
     SELECT * FROM drift.embedding_drift
     UNION ALL SELECT * FROM drift.behavior_drift
     UNION ALL SELECT * FROM drift.accuracy_drift;
-COMMENT ON VIEW drift.embedding_drift IS 'Embedding drift now: centroid_distance and novelty_rate per model.';
+COMMENT ON VIEW drift.embedding_drift IS 'Embedding drift now: centroid_distance, novelty_rate and mean_shift_evidence per model.';
 COMMENT ON VIEW drift.behavior_drift IS 'Behavior drift now: refusal_rate and toxicity_rate per model.';
 COMMENT ON VIEW drift.accuracy_drift IS 'Accuracy drift now: accuracy per model (score = drop below baseline).';
 COMMENT ON VIEW drift.drift_status IS 'Every drift metric of every model now: the union of the three drift views.';
 
 COMMENT ON COLUMN drift.report_row.model IS 'Model name.';
 COMMENT ON COLUMN drift.report_row.kind IS 'embedding, behavior or accuracy.';
-COMMENT ON COLUMN drift.report_row.metric IS 'centroid_distance, novelty_rate, refusal_rate, toxicity_rate or accuracy.';
-COMMENT ON COLUMN drift.report_row.score IS 'The metric''s score compared with threshold: centroid cosine distance, rate, or accuracy drop.';
+COMMENT ON COLUMN drift.report_row.metric IS 'centroid_distance, novelty_rate, mean_shift_evidence, refusal_rate, toxicity_rate or accuracy.';
+COMMENT ON COLUMN drift.report_row.score IS 'The metric''s score compared with threshold: centroid cosine distance, rate, accuracy drop, or evidence in nats.';
 COMMENT ON COLUMN drift.report_row.threshold IS 'The decision line on the score''s scale: the score above which this row counts as drifted now (its test rejecting at details.look_alpha, and past the seed threshold details.seed_threshold for rates and accuracy); drifted = (score > threshold). NULL with too few samples.';
 COMMENT ON COLUMN drift.report_row.p_value IS 'p-value of the calibrated statistical test of this window (see details.test).';
 COMMENT ON COLUMN drift.report_row.n_current IS 'Samples in the current window.';
@@ -2901,15 +3254,17 @@ DECLARE
     m record;
 BEGIN
     -- Score and cache the window's novelty before the report reads it, so each embedding is
-    -- searched once (a bucket that gained rows since is scored again), not at every read.
+    -- searched once (a bucket that gained rows since is scored again), not at every read; and
+    -- fold the complete buckets into the sequential test, each once.
     FOR m IN
         SELECT c.model FROM drift.embedding_calibration c
         WHERE p_models IS NULL OR c.model = ANY (p_models)
     LOOP
         PERFORM drift.novelty_score(m.model, cfg.window_start, cfg.window_end);
+        PERFORM drift.embedding_evidence_fold(m.model, cfg.window_end);
     END LOOP;
 END $$;
-COMMENT ON FUNCTION drift.prepare_report(timestamptz, text[]) IS 'Called by drift.evaluate_models before it reads the report: caches the novelty counts of each calibrated model''s current window.';
+COMMENT ON FUNCTION drift.prepare_report(timestamptz, text[]) IS 'Called by drift.evaluate_models before it reads the report: caches the novelty counts of each calibrated model''s current window and folds its complete buckets into the sequential embedding test.';
 
 
 -- repeatable 72_incidents.sql
@@ -2953,16 +3308,28 @@ BEGIN
     ORDER BY i.window_end DESC, i.id DESC
     LIMIT 1
     FOR UPDATE;
+    -- Once an action moved the baseline into the incident's span, a new event compares with
+    -- that moved baseline: the drift goes on past the action, which was not enough. It opens
+    -- a new incident continuing this one (its actions may run), not one more event of it.
+    IF found_id IS NOT NULL AND EXISTS (
+        SELECT 1 FROM drift.baselines b JOIN drift.incidents i ON i.id = found_id
+        WHERE b.model = NEW.model AND b.kind = NEW.kind AND b.ends > i.window_start) THEN
+        previous_id := found_id;
+        found_id := NULL;
+    END IF;
     IF found_id IS NULL THEN
-        -- A new incident. When its window starts right where the previous incident's ended,
-        -- the drift persisted past that incident's actions and cooldown: it inherits that
-        -- incident's pre-drift reference, since those actions may have moved the baseline.
-        -- Otherwise the baseline as it is now, before any action of this incident moves it.
-        SELECT i.id INTO previous_id
-        FROM drift.incidents i
-        WHERE i.model = NEW.model AND i.kind = NEW.kind AND i.window_end = v_starts
-        ORDER BY i.id DESC
-        LIMIT 1;
+        -- A new incident. When it continues one (above), or its window starts right where the
+        -- previous incident's ended, the drift persisted past that incident's actions and
+        -- cooldown: it inherits that incident's pre-drift reference, since those actions may
+        -- have moved the baseline. Otherwise the baseline as it is now, before any action of
+        -- this incident moves it.
+        IF previous_id IS NULL THEN
+            SELECT i.id INTO previous_id
+            FROM drift.incidents i
+            WHERE i.model = NEW.model AND i.kind = NEW.kind AND i.window_end = v_starts
+            ORDER BY i.id DESC
+            LIMIT 1;
+        END IF;
         IF previous_id IS NOT NULL THEN
             INSERT INTO drift.incidents (model, kind, first_as_of, last_as_of, window_start, window_end, reference,
                 reference_centroid)
@@ -2995,7 +3362,7 @@ BEGIN
     NEW.incident_id := found_id;
     RETURN NEW;
 END $$;
-COMMENT ON FUNCTION drift.drift_events_join_incident() IS 'Puts a new drift event into the incident of its model and kind whose span its window overlaps (or that still has an open event), else opens a new incident: its pre-drift reference is the current baseline, or the reference of the incident whose window it continues (the drift persisted after that incident''s actions).';
+COMMENT ON FUNCTION drift.drift_events_join_incident() IS 'Puts a new drift event into the incident of its model and kind whose span its window overlaps (or that still has an open event), unless an action already moved the baseline into that span; else opens a new incident: its pre-drift reference is the current baseline, or the reference of the incident it continues (the drift persisted after that incident''s actions).';
 CREATE OR REPLACE TRIGGER drift_events_join_incident BEFORE INSERT ON drift.drift_events
     FOR EACH ROW EXECUTE FUNCTION drift.drift_events_join_incident();
 
@@ -3924,6 +4291,6 @@ END $$;
 
 
 CREATE TABLE IF NOT EXISTS drift.alembic_version (version_num varchar(32) NOT NULL CONSTRAINT alembic_version_pkc PRIMARY KEY);
-INSERT INTO drift.alembic_version (version_num) VALUES ('0011_partitions');
-INSERT INTO drift.code_layer (digest) VALUES ('a9a5981b81fca3bf577d242f8411f2acbe9b808712236075cd334b002ee30e2f');
+INSERT INTO drift.alembic_version (version_num) VALUES ('0012_evidence');
+INSERT INTO drift.code_layer (digest) VALUES ('82f65c4cde5386b8bc55ca91aaf5820f0720d0ce09d6e1fa76afcc97febc1afe');
 COMMIT;

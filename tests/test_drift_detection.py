@@ -31,14 +31,17 @@ DRIFT_AS_OF = T0 + 5 * HOUR
 
 NORMAL = {"refusal": 0.02, "toxic": 0.01, "accuracy": 0.90, "topic": 0}
 # Drifted traffic per drift kind, and the metrics it must (alone) raise events for. A topic
-# shift moves both the centroid and the share of queries unlike any baseline query.
+# shift moves the centroid and the share of queries unlike any baseline query, and, as it
+# persists, builds evidence bucket after bucket.
 SCENARIOS: dict[str, tuple[dict[str, Any], set[tuple[str, str]]]] = {
-    "embedding": ({"topic": 1}, {("embedding", "centroid_distance"), ("embedding", "novelty_rate")}),
+    "embedding": ({"topic": 1}, {("embedding", "centroid_distance"), ("embedding", "novelty_rate"),
+                                 ("embedding", "mean_shift_evidence")}),
     "refusal": ({"refusal": 0.30}, {("behavior", "refusal_rate")}),
     "toxicity": ({"toxic": 0.20}, {("behavior", "toxicity_rate")}),
     "accuracy": ({"accuracy": 0.60}, {("accuracy", "accuracy")}),
 }
 ALL_METRICS = {metric for _, metrics in SCENARIOS.values() for metric in metrics}
+EVIDENCE = ("embedding", "mean_shift_evidence")
 EVERYTHING_DRIFTS = {k: v for profile, _ in SCENARIOS.values() for k, v in profile.items()}
 REFUSAL_TEXT = "I'm sorry, but I can't help with that."
 ANSWER_TEXT = "Here is how to reset your password."
@@ -169,15 +172,20 @@ def test_too_little_data_reports_not_drifted_with_its_counts(
     dl.log_interactions(traffic(times(DRIFT_FROM, 0.45 * HOUR), EVERYTHING_DRIFTS, seed=2))
     few = report(conn, DRIFT_AS_OF)
     assert set(few) == ALL_METRICS
-    for row in few.values():
+    for key, row in few.items():
         assert (row["drifted"], row["n_current"], row["n_baseline"]) == (False, 90, PER_HOUR)
-        assert row["score"] is not None  # computed, just not enough to call it drift
+        # Computed, just not enough to call it drift (the sequential test folds nothing
+        # until an evaluation runs).
+        assert row["score"] is not None or key == EVIDENCE
     assert dl.evaluate(DRIFT_AS_OF) == []
+    # 90 rows are too few for the sequential test to know a direction: no evidence at all.
+    assert report(conn, DRIFT_AS_OF)[EVIDENCE]["score"] == 0
 
     # 20 more rows in the same window: now every metric has enough data and drifts.
     dl.log_interactions(traffic(times(DRIFT_FROM + 0.5 * HOUR, 0.1 * HOUR), EVERYTHING_DRIFTS, seed=3))
     enough = report(conn, DRIFT_AS_OF)
-    assert {k: (r["drifted"], r["n_current"]) for k, r in enough.items()} == {k: (True, 110) for k in ALL_METRICS}
+    windows = {k: (r["drifted"], r["n_current"]) for k, r in enough.items() if k != EVIDENCE}
+    assert windows == {k: (True, 110) for k in ALL_METRICS - {EVIDENCE}}
     assert kinds(dl.evaluate(DRIFT_AS_OF)) == ALL_METRICS
 
 
@@ -194,12 +202,13 @@ def test_metrics_with_no_data_in_the_window_report_zero_counts(
     assert {k: (r["n_current"], r["drifted"]) for k, r in rows.items()} == {
         ("embedding", "centroid_distance"): (0, False),
         ("embedding", "novelty_rate"): (0, False),
+        EVIDENCE: (0, False),
         ("behavior", "refusal_rate"): (PER_HOUR, False),
         ("behavior", "toxicity_rate"): (0, False),
         ("accuracy", "accuracy"): (0, False),
     }
     assert dl.evaluate(DRIFT_AS_OF) == []
-    assert len(dl.status()) == 5  # the views at now(): nothing logged in this window at all
+    assert len(dl.status()) == 6  # the views at now(): nothing logged in this window at all
 
 
 def test_first_data_becomes_the_baseline_automatically(dl: driftloop.Client, conn: psycopg.Connection[Any]) -> None:

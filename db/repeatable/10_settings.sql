@@ -36,6 +36,10 @@ AS $$
         WHEN 'toxic_at'                 THEN ARRAY['number', '0', '1']
         WHEN 'novelty_quantile'         THEN ARRAY['number', '0.5', '0.999']
         WHEN 'embedding_distance_floor' THEN ARRAY['number', '0', '2']
+        -- the sequential embedding test: its reference shift, direction window and catch-up reach
+        WHEN 'evidence_shift'           THEN ARRAY['number', '0.01', '2']
+        WHEN 'evidence_direction_window' THEN ARRAY['interval', '>0', '1 day']
+        WHEN 'evidence_horizon'         THEN ARRAY['interval', '>0', '7 days']
     END
 $$;
 COMMENT ON FUNCTION drift.setting_spec(text) IS 'Type and range of an engine setting as {type, low, high} (NULL for a key of the user''s own).';

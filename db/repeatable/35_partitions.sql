@@ -247,9 +247,16 @@ BEGIN
     INSERT INTO drift.novelty_rollup (model, bucket, n, scored, novel)
     SELECT m.model, date_trunc('hour', m.bucket, 'UTC'), sum(m.n), sum(m.scored), sum(m.novel)
     FROM moved m GROUP BY 1, 2;
+
+    -- The sequential test's statistic, a state and not a sum, keeps its last value of each hour
+    -- (the model's latest row, which the next fold continues from, is always one of them).
+    DELETE FROM drift.embedding_evidence e
+    WHERE e.bucket < cutoff AND EXISTS (
+        SELECT 1 FROM drift.embedding_evidence l
+        WHERE l.model = e.model AND l.bucket > e.bucket AND l.bucket < date_trunc('hour', e.bucket, 'UTC') + interval '1 hour');
     RETURN folded;
 END $$;
-COMMENT ON FUNCTION drift.compact_rollups_hourly(interval) IS 'Folds the rollup buckets (embedding, interaction, novelty) older than p_older_than (default: the rollup_hourly_after setting) into one row per model and hour; returns the hourly rows written. Sums are exact; windows over that data are counted by whole hours.';
+COMMENT ON FUNCTION drift.compact_rollups_hourly(interval) IS 'Folds the rollup buckets (embedding, interaction, novelty) older than p_older_than (default: the rollup_hourly_after setting) into one row per model and hour, and keeps the sequential test''s last statistic of each such hour; returns the hourly rollup rows written. Sums are exact; windows over that data are counted by whole hours.';
 
 REVOKE EXECUTE ON FUNCTION drift.ensure_partitions(timestamptz, boolean) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION drift.create_log_partition(text, timestamptz, timestamptz) FROM PUBLIC;

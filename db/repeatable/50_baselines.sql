@@ -184,6 +184,8 @@ BEGIN
     DELETE FROM drift.embedding_calibration c WHERE c.model = p_model;
     DELETE FROM drift.baseline_samples s WHERE s.model = p_model;
     DELETE FROM drift.novelty_rollup r WHERE r.model = p_model;
+    DELETE FROM drift.embedding_evidence e WHERE e.model = p_model;
+    DELETE FROM drift.embedding_whitening w WHERE w.model = p_model;
     SELECT * INTO b FROM drift.baselines x WHERE x.model = p_model AND x.kind = 'embedding';
     SELECT m.embedding_dims INTO dims FROM drift.models m WHERE m.model = p_model;
     IF b.model IS NULL THEN
@@ -280,11 +282,12 @@ BEGIN
 
     INSERT INTO drift.embedding_calibration (model, dims, units, unit_source, trace1, trace2, trace3, blocks,
         dispersion, sample_n, novelty_radius, novelty_expected)
-    VALUES (p_model, dims, k, src, t1, t2, t3, nblocks, greatest(phi, 1), m_sample, radius, expected)
-    RETURNING * INTO result;
+    VALUES (p_model, dims, k, src, t1, t2, t3, nblocks, greatest(phi, 1), m_sample, radius, expected);
+    PERFORM drift.embedding_whiten(p_model);
+    SELECT * INTO result FROM drift.embedding_calibration c WHERE c.model = p_model;
     RETURN result;
 END $$;
-COMMENT ON FUNCTION drift.embedding_calibrate(text) IS 'Recomputes a model''s embedding calibration from its baseline: the bounded baseline sample with its HNSW index and leave-one-out distances, the covariance traces and the block overdispersion.';
+COMMENT ON FUNCTION drift.embedding_calibrate(text) IS 'Recomputes a model''s embedding calibration from its baseline: the bounded baseline sample with its HNSW index and leave-one-out distances, the covariance traces, the block overdispersion and the sequential test''s whitening; clears the novelty cache and the sequential evidence.';
 
 CREATE OR REPLACE FUNCTION drift.baselines_calibrate() RETURNS trigger
 LANGUAGE plpgsql

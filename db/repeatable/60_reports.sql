@@ -80,8 +80,30 @@ AS $$
               drift.rate_increase_threshold(nr.scored, nr.novel_base, (nr.cal).sample_n, cfg.look),
               (nr.cal).novelty_expected) END AS decision
           FROM novelty_rows nr CROSS JOIN cfg) v CROSS JOIN cfg
+    UNION ALL
+    -- The sequential test: its statistic after the last bucket folded before the window's end,
+    -- on the current window like every row (an event's window is what a reindex moves the
+    -- baseline to, and what incidents group by); the run of evidence is in details.
+    SELECT cur.model, 'embedding', 'mean_shift_evidence', ev.statistic,
+        CASE WHEN ev.model IS NOT NULL AND cur.n >= cfg.min_samples THEN h.h END,
+        -- About (run_n k^2/2) e^-S: how often drift-free traffic builds this much evidence in a run this long.
+        CASE WHEN ev.model IS NOT NULL THEN least(1, (ev.run_n * h.k * h.k / 2 + 1) * exp(-ev.statistic)) END,
+        cur.n, coalesce(cur.nb, 0),
+        coalesce(cur.n >= cfg.min_samples AND ev.statistic > h.h, false),
+        cfg.window_start, cfg.window_end, ev.statistic, 0::float8,
+        jsonb_build_object('test', 'CUSUM of each new bucket projected on the whitened direction the mean moved before it',
+            'statistic_kind', 'evidence in nats (log-likelihood ratio)', 'reference_shift', h.k,
+            'direction_window', drift.setting('evidence_direction_window'), 'last_bucket', ev.bucket,
+            'last_z', ev.z, 'since', ev.since, 'run_embeddings', ev.run_n,
+            'threshold_kind', 'evidence at which drift-free traffic at the baseline rate raises about one false event per two false_alarm_intervals',
+            'alpha', cfg.alpha, 'min_samples', cfg.min_samples)
+    FROM cur CROSS JOIN cfg
+    CROSS JOIN LATERAL (SELECT drift.evidence_threshold(cur.model) AS h, drift.setting('evidence_shift')::float8 AS k) h
+    LEFT JOIN LATERAL (SELECT e.* FROM drift.embedding_evidence e
+                       WHERE e.model = cur.model AND e.bucket < cfg.window_end
+                       ORDER BY e.bucket DESC LIMIT 1) ev ON true
 $$;
-COMMENT ON FUNCTION drift.embedding_report(timestamptz, text[]) IS 'Embedding drift of each model at as_of: centroid_distance (score = centroid cosine distance; p-value of the calibrated mean-shift test from rollups) and novelty_rate (share of embeddings far from every baseline-sample point; binomial-type test against the baseline''s own rate).';
+COMMENT ON FUNCTION drift.embedding_report(timestamptz, text[]) IS 'Embedding drift of each model at as_of: centroid_distance (score = centroid cosine distance; p-value of the calibrated mean-shift test from rollups), novelty_rate (share of embeddings far from every baseline-sample point; binomial-type test against the baseline''s own rate) and mean_shift_evidence (score = CUSUM evidence in nats accumulated over the buckets folded so far).';
 
 CREATE OR REPLACE FUNCTION drift.behavior_report(p_as_of timestamptz DEFAULT now(), p_models text[] DEFAULT NULL)
 RETURNS SETOF drift.report_row
@@ -201,15 +223,15 @@ CREATE OR REPLACE VIEW drift.drift_status AS
     SELECT * FROM drift.embedding_drift
     UNION ALL SELECT * FROM drift.behavior_drift
     UNION ALL SELECT * FROM drift.accuracy_drift;
-COMMENT ON VIEW drift.embedding_drift IS 'Embedding drift now: centroid_distance and novelty_rate per model.';
+COMMENT ON VIEW drift.embedding_drift IS 'Embedding drift now: centroid_distance, novelty_rate and mean_shift_evidence per model.';
 COMMENT ON VIEW drift.behavior_drift IS 'Behavior drift now: refusal_rate and toxicity_rate per model.';
 COMMENT ON VIEW drift.accuracy_drift IS 'Accuracy drift now: accuracy per model (score = drop below baseline).';
 COMMENT ON VIEW drift.drift_status IS 'Every drift metric of every model now: the union of the three drift views.';
 
 COMMENT ON COLUMN drift.report_row.model IS 'Model name.';
 COMMENT ON COLUMN drift.report_row.kind IS 'embedding, behavior or accuracy.';
-COMMENT ON COLUMN drift.report_row.metric IS 'centroid_distance, novelty_rate, refusal_rate, toxicity_rate or accuracy.';
-COMMENT ON COLUMN drift.report_row.score IS 'The metric''s score compared with threshold: centroid cosine distance, rate, or accuracy drop.';
+COMMENT ON COLUMN drift.report_row.metric IS 'centroid_distance, novelty_rate, mean_shift_evidence, refusal_rate, toxicity_rate or accuracy.';
+COMMENT ON COLUMN drift.report_row.score IS 'The metric''s score compared with threshold: centroid cosine distance, rate, accuracy drop, or evidence in nats.';
 COMMENT ON COLUMN drift.report_row.threshold IS 'The decision line on the score''s scale: the score above which this row counts as drifted now (its test rejecting at details.look_alpha, and past the seed threshold details.seed_threshold for rates and accuracy); drifted = (score > threshold). NULL with too few samples.';
 COMMENT ON COLUMN drift.report_row.p_value IS 'p-value of the calibrated statistical test of this window (see details.test).';
 COMMENT ON COLUMN drift.report_row.n_current IS 'Samples in the current window.';

@@ -94,12 +94,14 @@ DECLARE
     m record;
 BEGIN
     -- Score and cache the window's novelty before the report reads it, so each embedding is
-    -- searched once (a bucket that gained rows since is scored again), not at every read.
+    -- searched once (a bucket that gained rows since is scored again), not at every read; and
+    -- fold the complete buckets into the sequential test, each once.
     FOR m IN
         SELECT c.model FROM drift.embedding_calibration c
         WHERE p_models IS NULL OR c.model = ANY (p_models)
     LOOP
         PERFORM drift.novelty_score(m.model, cfg.window_start, cfg.window_end);
+        PERFORM drift.embedding_evidence_fold(m.model, cfg.window_end);
     END LOOP;
 END $$;
-COMMENT ON FUNCTION drift.prepare_report(timestamptz, text[]) IS 'Called by drift.evaluate_models before it reads the report: caches the novelty counts of each calibrated model''s current window.';
+COMMENT ON FUNCTION drift.prepare_report(timestamptz, text[]) IS 'Called by drift.evaluate_models before it reads the report: caches the novelty counts of each calibrated model''s current window and folds its complete buckets into the sequential embedding test.';

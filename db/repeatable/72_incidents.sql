@@ -37,16 +37,28 @@ BEGIN
     ORDER BY i.window_end DESC, i.id DESC
     LIMIT 1
     FOR UPDATE;
+    -- Once an action moved the baseline into the incident's span, a new event compares with
+    -- that moved baseline: the drift goes on past the action, which was not enough. It opens
+    -- a new incident continuing this one (its actions may run), not one more event of it.
+    IF found_id IS NOT NULL AND EXISTS (
+        SELECT 1 FROM drift.baselines b JOIN drift.incidents i ON i.id = found_id
+        WHERE b.model = NEW.model AND b.kind = NEW.kind AND b.ends > i.window_start) THEN
+        previous_id := found_id;
+        found_id := NULL;
+    END IF;
     IF found_id IS NULL THEN
-        -- A new incident. When its window starts right where the previous incident's ended,
-        -- the drift persisted past that incident's actions and cooldown: it inherits that
-        -- incident's pre-drift reference, since those actions may have moved the baseline.
-        -- Otherwise the baseline as it is now, before any action of this incident moves it.
-        SELECT i.id INTO previous_id
-        FROM drift.incidents i
-        WHERE i.model = NEW.model AND i.kind = NEW.kind AND i.window_end = v_starts
-        ORDER BY i.id DESC
-        LIMIT 1;
+        -- A new incident. When it continues one (above), or its window starts right where the
+        -- previous incident's ended, the drift persisted past that incident's actions and
+        -- cooldown: it inherits that incident's pre-drift reference, since those actions may
+        -- have moved the baseline. Otherwise the baseline as it is now, before any action of
+        -- this incident moves it.
+        IF previous_id IS NULL THEN
+            SELECT i.id INTO previous_id
+            FROM drift.incidents i
+            WHERE i.model = NEW.model AND i.kind = NEW.kind AND i.window_end = v_starts
+            ORDER BY i.id DESC
+            LIMIT 1;
+        END IF;
         IF previous_id IS NOT NULL THEN
             INSERT INTO drift.incidents (model, kind, first_as_of, last_as_of, window_start, window_end, reference,
                 reference_centroid)
@@ -79,7 +91,7 @@ BEGIN
     NEW.incident_id := found_id;
     RETURN NEW;
 END $$;
-COMMENT ON FUNCTION drift.drift_events_join_incident() IS 'Puts a new drift event into the incident of its model and kind whose span its window overlaps (or that still has an open event), else opens a new incident: its pre-drift reference is the current baseline, or the reference of the incident whose window it continues (the drift persisted after that incident''s actions).';
+COMMENT ON FUNCTION drift.drift_events_join_incident() IS 'Puts a new drift event into the incident of its model and kind whose span its window overlaps (or that still has an open event), unless an action already moved the baseline into that span; else opens a new incident: its pre-drift reference is the current baseline, or the reference of the incident it continues (the drift persisted after that incident''s actions).';
 CREATE OR REPLACE TRIGGER drift_events_join_incident BEFORE INSERT ON drift.drift_events
     FOR EACH ROW EXECUTE FUNCTION drift.drift_events_join_incident();
 

@@ -100,28 +100,135 @@ def scan_p(b: Buckets, base: Baseline, lengths: tuple[int, ...], start: int = 0)
     return np.stack(out, axis=1)
 
 
-def crossings(minp: np.ndarray, level: float) -> int:
-    """Events raised by 'smallest p below level': one per up-crossing."""
-    below = minp < level
-    return int(below[0]) + int(np.sum(below[1:] & ~below[:-1]))
+def crossings(alarm: np.ndarray) -> int:
+    """Events raised by a rule that alarms at these minutes: one per up-crossing."""
+    return int(alarm[0]) + int(np.sum(alarm[1:] & ~alarm[:-1]))
 
 
-def first_alarm(minp: np.ndarray, level: float) -> int | None:
-    hit = np.flatnonzero(minp < level)
+def first_alarm(alarm: np.ndarray) -> int | None:
+    hit = np.flatnonzero(alarm)
     return int(hit[0]) if len(hit) else None
+
+
+# -- the sequential embedding test (drift.embedding_evidence_fold), bucket by bucket ------------
+# Widest feature space the sequential test whitens in; wider embeddings are first mapped to
+# their inner products with this many (centred) baseline-sample points.
+EVIDENCE_RANK = 256
+
+
+def orthonormal_span(points: np.ndarray, rank: int) -> np.ndarray:
+    """Modified Gram-Schmidt over the points in order, passing over a point already (nearly)
+    in the span of the earlier ones, until ``rank`` unit vectors (drift.embedding_whiten)."""
+    basis: list[np.ndarray] = []
+    for p in points:
+        v = p.astype(np.float64)
+        for q in basis:
+            v = v - (q @ v) * q
+        if np.linalg.norm(v) > 1e-3 * np.linalg.norm(p):
+            basis.append(v / np.linalg.norm(v))
+        if len(basis) == rank:
+            break
+    return np.array(basis)
+
+
+@dataclass
+class EvidenceBaseline:
+    """What the sequential test keeps of a baseline (drift.embedding_whitening): the baseline
+    mean, the feature map, the ridge inverse of one half of the sample's covariance and the
+    covariance of the other half."""
+
+    n: int
+    mean: np.ndarray  # baseline mean, embedding space
+    landmarks: np.ndarray | None  # (r, d) orthonormal basis of centred sample points, or None: features = embedding
+    inverse: np.ndarray  # (S_a + ridge I)^-1, S_a the covariance of the features of one half, ridge its mean eigenvalue
+    cov: np.ndarray  # S_b: the other half's, for the variance along a direction the inverse chose
+    bias: float  # tr(inverse S_b) / n: E[(y - mean) . inverse (window mean - mean)] without drift
+
+    def features(self, x: np.ndarray) -> np.ndarray:
+        return x if self.landmarks is None else x @ self.landmarks.T
+
+    @classmethod
+    def of(cls, ref: np.ndarray, sample: np.ndarray | None = None) -> EvidenceBaseline:
+        """From the baseline rows; ``sample`` is drift.baseline_samples in id order (default:
+        the first 2,000 rows, which are a random sample of a shuffled stream)."""
+        sample = ref[:2000] if sample is None else sample
+        # Alternate rows: the halves are independent, so the variance along a direction the
+        # first half's inverse picked is not underestimated (the same half would: its
+        # quietest-looking directions are partly sampling noise).
+        half_a, half_b = sample[0::2], sample[1::2]
+        centred_a, centred_b = half_a - half_a.mean(0), half_b - half_b.mean(0)
+        landmarks = None if sample.shape[1] <= EVIDENCE_RANK else orthonormal_span(centred_a, EVIDENCE_RANK)
+
+        def cov_of(centred: np.ndarray) -> np.ndarray:
+            y = centred if landmarks is None else centred @ landmarks.T
+            return y.T @ y / len(y)
+
+        cov_a, cov_b = cov_of(centred_a), cov_of(centred_b)
+        ridge = float(np.trace(cov_a)) / len(cov_a)
+        inverse = np.linalg.inv(cov_a + ridge * np.eye(len(cov_a)))
+        return cls(len(ref), ref.mean(0), landmarks, inverse, cov_b, float(np.trace(inverse @ cov_b)) / len(ref))
+
+
+@dataclass
+class EvidenceState:
+    statistic: float = 0.0
+    run_n: float = 0.0
+
+
+def evidence(n: np.ndarray, sums: np.ndarray, base: EvidenceBaseline, *, shift: float = 0.25,
+             look_back: int = 60, min_n: int = 100, start: int = 0,
+             state: EvidenceState | None = None) -> tuple[np.ndarray, EvidenceState]:
+    """(statistic, embeddings in its run, embeddings in the window of ``look_back`` buckets
+    ending there) after each bucket from ``start`` (earlier buckets only feed the direction),
+    as drift.embedding_evidence_fold and the report compute them from the rollups."""
+    st = EvidenceState() if state is None else EvidenceState(state.statistic, state.run_n)
+    cn = np.r_[0, np.cumsum(n)]
+    fs = base.features(sums)
+    cs = np.vstack([np.zeros((1, fs.shape[1])), np.cumsum(fs, axis=0)])
+    mean = base.features(base.mean)
+    out = np.empty((len(n) - start, 3))
+    for t in range(start, len(n)):
+        lo = max(0, t - look_back)
+        m = cn[t] - cn[lo]
+        if n[t] > 0 and m >= min_n:
+            u = base.inverse @ ((cs[t] - cs[lo]) / m - mean)
+            var = float(u @ base.cov @ u)
+            if var > 0:
+                z = (fs[t] @ u - n[t] * (mean @ u + base.bias)) / np.sqrt(var)
+                if st.statistic == 0:
+                    st.run_n = 0
+                st.statistic = max(0.0, st.statistic + shift * z - n[t] * shift * shift / 2)
+                st.run_n = st.run_n + n[t] if st.statistic > 0 else 0
+        out[t - start] = st.statistic, st.run_n, cn[t + 1] - cn[max(0, t + 1 - look_back)]
+    return out, st
+
+
+def evidence_alarm(ev: np.ndarray, threshold: float, min_n: int = 100) -> np.ndarray:
+    """The report's decision: evidence past the line, with min_samples in the current window."""
+    return (ev[:, 0] > threshold) & (ev[:, 2] >= min_n)
+
+
+def evidence_threshold(rate_per_hour: float, false_alarm_days: float = 30.0, shift: float = 0.25) -> float:
+    """drift.evidence_threshold: ln(N k^2), N the embeddings of one false-alarm interval."""
+    return max(float(np.log(rate_per_hour * 24 * false_alarm_days * shift * shift)), 1.0)
 
 
 def simulate(sampler: TopicSampler, case: RealCase, *, rate_per_hour: float, baseline_hours: float,
              hours: float, rng: np.random.Generator, lengths: tuple[int, ...], lift: bool = False,
-             k: int = 16, chunk_days: float = 1.0, pre_hours: float = 0.0) -> tuple[Baseline, np.ndarray]:
+             k: int = 16, chunk_days: float = 1.0, pre_hours: float = 0.0,
+             ) -> tuple[Baseline, np.ndarray, np.ndarray]:
     """A baseline of ``baseline_hours`` then ``hours`` of traffic in ``case``, bucketed per
-    minute; returns the baseline and the smallest scan p-value of every minute."""
+    minute; returns the baseline, the scan p-values of every minute (columns as scan_p) and
+    the sequential test's (statistic, run) after every minute."""
     def draw(n: int, c: RealCase) -> np.ndarray:
         x = sampler.draw(n, c)
         return ada_like(x) if lift else x
 
     ref = draw(rng.poisson(rate_per_hour * baseline_hours), RealCase("baseline"))
     base = make_baseline(ref, rng, k=k)
+    ev_base = EvidenceBaseline.of(ref)
+    ev_state = EvidenceState()
+    ev_out = []
     span = max(lengths)
     pre = int(round(pre_hours * 60))
     minutes = pre + int(round(hours * 60))
@@ -141,7 +248,9 @@ def simulate(sampler: TopicSampler, case: RealCase, *, rate_per_hour: float, bas
             start = 0
         p = scan_p(b, base, lengths, start)
         out.append(p)
+        ev, ev_state = evidence(b.n, b.sums, ev_base, start=start, state=ev_state)
+        ev_out.append(ev)
         keep = min(span, len(b.n))
         carry = Buckets(b.n[-keep:], b.sums[-keep:], b.cells[-keep:])
         s += m
-    return base, np.vstack(out)[pre:]
+    return base, np.vstack(out)[pre:], np.vstack(ev_out)[pre:]

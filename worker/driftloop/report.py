@@ -59,6 +59,12 @@ def drift_reason(row: Mapping[str, Any]) -> str:
             f"mean embedding shifted: centroid cosine distance {_num(row['score'], 3)} > {_num(row['threshold'], 3)} "
             f"({reached} the seed's fixed {_num(seed, 3)}){effect_text}"
         )
+    elif metric == "mean_shift_evidence":
+        # A CUSUM: its score is evidence accumulated since the run began, not a window value.
+        what = (
+            f"traffic keeps moving the mean: evidence {_num(row['score'], 3)} > {_num(row['threshold'], 3)} nats "
+            f"over {row.get('n_current')} embeddings since {details.get('since')}"
+        )
     elif metric == "novelty_rate":
         what = (
             f"novelty rate {_num(row['score'], 3)} > {_num(row['threshold'], 3)} "

@@ -55,7 +55,8 @@ class Injection:
     # The built-in action that should fix it under the default routes.
     action: str
     # Other metrics of the same kind that rightly report it (a new topic is new traffic far
-    # from every baseline point: the engine's novelty rate sees it as well as the centroid).
+    # from every baseline point: the engine's novelty rate sees it as well as the centroid;
+    # any lasting move of the mean builds sequential evidence).
     also: tuple[str, ...] = ()
 
     @property
@@ -70,6 +71,7 @@ TOPIC_SHIFT = Injection(
     "traffic moves from machine learning and programming to devops and billing questions",
     {"before": BASELINE_MIX, "after": SHIFTED_MIX},
     "reindex",
+    also=("mean_shift_evidence",),
 )
 NEW_TOPIC_INJECTION = Injection(
     "embedding",
@@ -78,7 +80,7 @@ NEW_TOPIC_INJECTION = Injection(
     f"a topic never seen before ({NEW_TOPIC}) takes {NEW_TOPIC_SHARE:.0%} of traffic",
     {"topic": NEW_TOPIC, "share": NEW_TOPIC_SHARE},
     "reindex",
-    also=("novelty_rate",),
+    also=("novelty_rate", "mean_shift_evidence"),
 )
 REFUSAL_SPIKE = Injection(
     "behavior",
