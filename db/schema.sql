@@ -2466,35 +2466,41 @@ DECLARE
     c drift.embedding_calibration;
     width interval := drift.setting('bucket_width')::interval;
     cap bigint := coalesce(drift.setting('novelty_per_bucket'), '200')::bigint;
+    lo timestamptz;
+    hi timestamptz;
 BEGIN
     SELECT * INTO c FROM drift.embedding_calibration x WHERE x.model = p_model;
     IF c.model IS NULL OR c.novelty_radius IS NULL OR cardinality(p_buckets) = 0 THEN
         RETURN;
     END IF;
+    SELECT min(x), max(x) + width INTO lo, hi FROM unnest(p_buckets) x;
     -- The model's literal in the query lets the planner use its partial HNSW index; the
     -- embeddings come from the (model, created_at) index, bounded by the buckets asked for.
     -- Ids are picked first (small rows to sort), then only the picked embeddings are read.
+    -- Both reads of the log carry the time range as parameters, which EXECUTE plans as
+    -- constants: the planner prunes to the partitions of those buckets, so scoring costs the
+    -- same with 1 or 90 days of partitions (joined on id alone, every partition was read).
     RETURN QUERY EXECUTE format($q$
         WITH ids AS (
-            SELECT e.id, drift.bucket_of(e.created_at, $2) AS bucket FROM drift.embeddings_log e
-            WHERE e.model = %1$L AND e.created_at >= (SELECT min(x) FROM unnest($1) x)
-              AND e.created_at < (SELECT max(x) FROM unnest($1) x) + $2
+            SELECT e.id, e.created_at, drift.bucket_of(e.created_at, $2) AS bucket FROM drift.embeddings_log e
+            WHERE e.model = %1$L AND e.created_at >= $5 AND e.created_at < $6
               AND drift.bucket_of(e.created_at, $2) = ANY ($1)
         ), pick AS (
-            SELECT ids.id, ids.bucket, count(*) OVER (PARTITION BY ids.bucket) AS n,
+            SELECT ids.id, ids.created_at, ids.bucket, count(*) OVER (PARTITION BY ids.bucket) AS n,
                 row_number() OVER (PARTITION BY ids.bucket ORDER BY hashint8(ids.id), ids.id) AS rank
             FROM ids
         )
         SELECT p.bucket, max(p.n), count(*), count(*) FILTER (WHERE nn.d > $3)
         FROM pick p
-        JOIN drift.embeddings_log e ON e.id = p.id
+        JOIN drift.embeddings_log e ON e.id = p.id AND e.created_at = p.created_at
+            AND e.model = %1$L AND e.created_at >= $5 AND e.created_at < $6
         CROSS JOIN LATERAL (
             SELECT s.embedding::vector(%2$s) <=> e.embedding::vector(%2$s) AS d
             FROM drift.baseline_samples s WHERE s.model = %1$L
             ORDER BY s.embedding::vector(%2$s) <=> e.embedding::vector(%2$s) LIMIT 1) nn
         WHERE p.rank <= $4
         GROUP BY p.bucket $q$, p_model, c.dims)
-    USING p_buckets, width, c.novelty_radius, cap;
+    USING p_buckets, width, c.novelty_radius, cap, lo, hi;
 END $$;
 COMMENT ON FUNCTION drift.novelty_buckets(text, timestamptz[]) IS 'Per bucket: embeddings, embeddings searched (at most novelty_per_bucket, by hashed id) and novel ones (nearest baseline-sample neighbour beyond the radius, by HNSW search).';
 
@@ -2847,6 +2853,7 @@ SET search_path = pg_catalog
 AS $$
 DECLARE
     cooldown interval := drift.setting('cooldown')::interval;
+    report drift.report_row[];
 BEGIN
     PERFORM drift.ensure_auto_baselines(p_as_of, p_models);
     -- Advance the evaluation clock; a row another transaction holds is skipped, never waited for.
@@ -2857,7 +2864,9 @@ BEGIN
           AND (l.last_evaluated_as_of IS NULL OR l.last_evaluated_as_of < p_as_of)
         FOR UPDATE SKIP LOCKED);
     PERFORM drift.prepare_report(p_as_of, p_models);
-    PERFORM drift.record_evaluation(p_as_of, p_models);  -- evaluation history (75_timeseries.sql)
+    -- The report is computed once: the history and the events are written from the same rows.
+    report := ARRAY(SELECT r FROM drift.drift_report(p_as_of, p_models) r);
+    PERFORM drift.record_evaluation(p_as_of, report);  -- evaluation history (75_timeseries.sql)
     RETURN QUERY
     WITH raised AS (
         INSERT INTO drift.drift_events AS e (model, kind, metric, score, threshold, p_value, window_start,
@@ -2865,7 +2874,7 @@ BEGIN
         SELECT r.model, r.kind, r.metric, r.score, r.threshold, r.p_value, r.window_start, r.window_end,
             r.details || jsonb_build_object('value', r.value, 'baseline_value', r.baseline_value,
                 'n_current', r.n_current, 'n_baseline', r.n_baseline, 'as_of', p_as_of)
-        FROM drift.drift_report(p_as_of, p_models) r
+        FROM unnest(report) r
         WHERE r.drifted
           AND NOT EXISTS (
               SELECT 1 FROM drift.drift_events c
@@ -3135,7 +3144,7 @@ COMMENT ON FUNCTION drift.record_recovery(timestamptz, text[]) IS 'Writes the re
 -- no view scans the raw logs. Times are on the data clock (the time the traffic happened),
 -- which is the wall clock in live use and the simulated clock in simulations.
 
-CREATE OR REPLACE FUNCTION drift.record_evaluation(p_as_of timestamptz, p_models text[]) RETURNS void
+CREATE OR REPLACE FUNCTION drift.record_evaluation(p_as_of timestamptz, p_report drift.report_row[]) RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog
 AS $$
@@ -3143,14 +3152,14 @@ AS $$
         p_value, value, baseline_value, drifted, n_current, n_baseline)
     SELECT r.model, r.kind, r.metric, drift.bucket_of(p_as_of, drift.setting('bucket_width')::interval), p_as_of,
         now(), r.score, r.threshold, r.p_value, r.value, r.baseline_value, r.drifted, r.n_current, r.n_baseline
-    FROM drift.drift_report(p_as_of, p_models) AS r
+    FROM unnest(p_report) AS r
     ON CONFLICT (model, kind, metric, bucket) DO UPDATE
     SET as_of = excluded.as_of, evaluated_at = excluded.evaluated_at, score = excluded.score,
         threshold = excluded.threshold, p_value = excluded.p_value, value = excluded.value,
         baseline_value = excluded.baseline_value, drifted = excluded.drifted,
         n_current = excluded.n_current, n_baseline = excluded.n_baseline
 $$;
-COMMENT ON FUNCTION drift.record_evaluation(timestamptz, text[]) IS 'Writes the drift report of the given models (NULL: all) at as_of into drift.evaluation_history, one row per metric and bucket (a later evaluation in the same bucket replaces it). drift.evaluate_models calls it.';
+COMMENT ON FUNCTION drift.record_evaluation(timestamptz, drift.report_row[]) IS 'Writes the rows of a drift report computed at as_of into drift.evaluation_history, one row per metric and bucket (a later evaluation in the same bucket replaces it). drift.evaluate_models calls it with the report it raises events from, so the report is computed once per evaluation.';
 
 CREATE OR REPLACE FUNCTION drift.baseline_band(p_rate double precision, p_n bigint, p_level double precision DEFAULT 0.95,
     OUT low double precision, OUT high double precision)
@@ -3925,5 +3934,5 @@ END $$;
 
 CREATE TABLE IF NOT EXISTS drift.alembic_version (version_num varchar(32) NOT NULL CONSTRAINT alembic_version_pkc PRIMARY KEY);
 INSERT INTO drift.alembic_version (version_num) VALUES ('0011_partitions');
-INSERT INTO drift.code_layer (digest) VALUES ('a9a5981b81fca3bf577d242f8411f2acbe9b808712236075cd334b002ee30e2f');
+INSERT INTO drift.code_layer (digest) VALUES ('27ebe97ac83ecf8883de2318301c5e3675a503e8db80389c50487e988a507132');
 COMMIT;
