@@ -2492,8 +2492,10 @@ BEGIN
         )
         SELECT p.bucket, max(p.n), count(*), count(*) FILTER (WHERE nn.d > $3)
         FROM pick p
+        -- (id, created_at) is each partition's primary key: one probe per picked row (with
+        -- the model too the planner scans the bucket's (model, created_at) range per row).
         JOIN drift.embeddings_log e ON e.id = p.id AND e.created_at = p.created_at
-            AND e.model = %1$L AND e.created_at >= $5 AND e.created_at < $6
+            AND e.created_at >= $5 AND e.created_at < $6
         CROSS JOIN LATERAL (
             SELECT s.embedding::vector(%2$s) <=> e.embedding::vector(%2$s) AS d
             FROM drift.baseline_samples s WHERE s.model = %1$L
@@ -3934,5 +3936,5 @@ END $$;
 
 CREATE TABLE IF NOT EXISTS drift.alembic_version (version_num varchar(32) NOT NULL CONSTRAINT alembic_version_pkc PRIMARY KEY);
 INSERT INTO drift.alembic_version (version_num) VALUES ('0011_partitions');
-INSERT INTO drift.code_layer (digest) VALUES ('27ebe97ac83ecf8883de2318301c5e3675a503e8db80389c50487e988a507132');
+INSERT INTO drift.code_layer (digest) VALUES ('e1e3927bb51aa5e5002f83a61f911c8325e5174ed95532b0e3a57c3177af024b');
 COMMIT;

@@ -339,8 +339,10 @@ BEGIN
         )
         SELECT p.bucket, max(p.n), count(*), count(*) FILTER (WHERE nn.d > $3)
         FROM pick p
+        -- (id, created_at) is each partition's primary key: one probe per picked row (with
+        -- the model too the planner scans the bucket's (model, created_at) range per row).
         JOIN drift.embeddings_log e ON e.id = p.id AND e.created_at = p.created_at
-            AND e.model = %1$L AND e.created_at >= $5 AND e.created_at < $6
+            AND e.created_at >= $5 AND e.created_at < $6
         CROSS JOIN LATERAL (
             SELECT s.embedding::vector(%2$s) <=> e.embedding::vector(%2$s) AS d
             FROM drift.baseline_samples s WHERE s.model = %1$L
