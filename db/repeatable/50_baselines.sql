@@ -357,6 +357,7 @@ CREATE OR REPLACE FUNCTION drift.novelty_todo(p_model text, p_from timestamptz, 
 RETURNS TABLE (bucket timestamptz, n bigint, cached_scored bigint, cached_novel bigint)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog
+SET plan_cache_mode = force_generic_plan  -- a range scan of the rollups: see drift.embedding_window
 AS $$
     -- Buckets of the window with their embedding count; the cached counts are NULL when the
     -- bucket was never scored or has gained embeddings since.
