@@ -163,8 +163,8 @@ def growth(one_day: Case, many: Case, repeats: int) -> tuple[dict[str, float], d
         ("row_by_row_embeddings_per_s", lambda c: c.row_by_row, repeats, None),
         ("ensure_partitions_ms", lambda c: c.ensure, repeats * 4, 1000.0),
         ("label_update_ms", lambda c: c.label, repeats * 20, 1000.0),
-        ("evaluate_s", lambda c: c.evaluate_after_traffic, repeats * 2, 1.0),
-        ("re_evaluate_s", lambda c: c.re_evaluate, repeats * 2, 1.0),
+        ("evaluate_s", lambda c: c.evaluate_after_traffic, repeats * 6, 1.0),
+        ("re_evaluate_s", lambda c: c.re_evaluate, repeats * 6, 1.0),
     ):
         medians = interleaved_medians(runs, {name: make(c) for name, c in cases.items()})
         for name, seconds in medians.items():
