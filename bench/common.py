@@ -74,6 +74,23 @@ def median_time(repeats: int, fn: Callable[[], Any], warmup: bool = True) -> flo
     return statistics.median(times)
 
 
+def interleaved_medians(repeats: int, steps: dict[str, Callable[[], float]], warmup: bool = True) -> dict[str, float]:
+    """Median of `repeats` runs of each step, the steps taken in turn (A B C A B C ...).
+
+    Each step times its own work and returns the seconds (so it may prepare, untimed, what
+    it measures). Taking the cases in turn spreads a shared machine's slow spells over all
+    of them, so their ratios hold even when the absolute times drift during the run.
+    """
+    if warmup:
+        for step in steps.values():
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            times[name].append(step())
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 @dataclass
 class Cost:
     wall_s: float

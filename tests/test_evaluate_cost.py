@@ -115,3 +115,28 @@ def test_evaluate_touches_the_same_buffers_with_10x_more_history(
     assert small["evaluate"] > 0 and small["report"] > 0
     assert large["evaluate"] <= small["evaluate"] + SLACK, (small, large)
     assert large["report"] <= small["report"] + SLACK, (small, large)
+
+
+def test_an_evaluation_computes_the_drift_report_once(client: driftloop.Client, db_url: str) -> None:
+    """The evaluation history and the events are written from one report, not from two computations."""
+    log(client, BASELINE[0], HOUR, WINDOW_ROWS, seed=1)
+    log(client, AS_OF - HOUR, HOUR, WINDOW_ROWS, seed=2)
+    client.set_baseline(MODEL, *BASELINE)
+    # A session of its own, counting calls per function: its transaction's counts are this evaluation's.
+    with psycopg.connect(db_url) as session:
+        session.execute("SET track_functions = 'all'")
+        session.execute("SELECT count(*) FROM drift.evaluate(%s)", (AS_OF,))
+        calls = dict(
+            session.execute(
+                """SELECT funcname, calls FROM pg_stat_xact_user_functions
+                   WHERE schemaname = 'drift' AND funcname LIKE '%%report%%'"""
+            ).fetchall()
+        )
+        history = session.execute(
+            "SELECT count(*) FROM drift.evaluation_history WHERE model = %s AND as_of = %s", (MODEL, AS_OF)
+        ).fetchone()
+        session.rollback()
+    assert calls["drift_report"] == 1, calls
+    for kind in ("embedding_report", "behavior_report", "accuracy_report"):
+        assert calls[kind] == 1, calls
+    assert history == (5,)  # centroid_distance, novelty_rate, refusal_rate, toxicity_rate, accuracy

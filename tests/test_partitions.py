@@ -226,3 +226,40 @@ def test_the_worker_role_keeps_partitions_ahead_but_cannot_write_a_partition(con
         " WHERE relispartition AND relkind = 'r' AND relnamespace = 'drift'::regnamespace"
     ).fetchone()
     assert rls == (True,)
+
+
+def test_evaluation_reads_only_the_log_partition_of_its_window(conn: psycopg.Connection[Any], db_url: str) -> None:
+    """With days of partitions, an evaluation reads the raw rows of its own window only.
+
+    The rollups carry every statistic but the novelty rate, which searches the window's new
+    embeddings against the baseline sample: those rows come from the partition of the window,
+    pruned by time, never from every partition the logs have (the cost would grow with retention).
+    """
+    conn.execute("UPDATE drift.settings SET value = '0' WHERE key = 'evaluate_interval'")
+    log_days(db_url, "bot", [5, 4, 3, 2, 1])
+    conn.execute("SELECT drift.ensure_partitions(NULL, true)")  # the back-filled days get partitions of their own
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    conn.execute("SELECT count(*) FROM drift.set_baseline('bot', %s, %s)", (today - 5 * DAY, today - 4 * DAY))
+    as_of = today - DAY + timedelta(hours=12)
+    window_day = conn.execute(
+        "SELECT partition FROM drift.log_partitions() WHERE log = 'embeddings_log' AND starts <= %s AND ends > %s",
+        (as_of - timedelta(hours=1), as_of),
+    ).fetchone()
+    assert window_day is not None
+    assert len(partitions(conn, "embeddings_log")) >= 5
+
+    # A session of its own: its transaction's scan counters, per partition, count this evaluation only.
+    with psycopg.connect(db_url) as session:
+        session.execute("SELECT count(*) FROM drift.evaluate(%s)", (as_of,))
+        read = session.execute(
+            """SELECT relname FROM pg_stat_xact_user_tables
+               WHERE schemaname = 'drift' AND (relname LIKE 'embeddings_log%%' OR relname LIKE 'interaction_log%%')
+                 AND seq_scan + coalesce(idx_scan, 0) > 0"""
+        ).fetchall()
+        scored = session.execute(
+            "SELECT sum(scored) FROM drift.novelty_rollup WHERE model = 'bot' AND bucket >= %s AND bucket < %s",
+            (as_of - timedelta(hours=1), as_of),
+        ).fetchone()
+        session.rollback()
+    assert scored is not None and scored[0] > 0  # the window's embeddings were searched...
+    assert read == [window_day]  # ...read from their own partition alone; interactions from the rollups

@@ -75,15 +75,25 @@ CREATE OR REPLACE FUNCTION drift.flush_staged_embeddings() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, public, extensions
 AS $$
+DECLARE
+    lo timestamptz;
+    hi timestamptz;
 BEGIN
-    INSERT INTO drift.embedding_rollup_delta (model, bucket, n, vec_sum, sq_sum)
-    SELECT e.model, drift.bucket_of(e.created_at, drift.setting('bucket_width')::interval), count(*),
-        sum(e.embedding), sum(e.embedding * e.embedding)
-    -- created_at too: the log is partitioned by it, so each staged row probes one partition
-    -- (run-time pruning) instead of the primary key of every partition.
-    FROM pg_temp.drift_staged_embedding_keys s
-    JOIN drift.embeddings_log e ON e.id = s.id AND e.created_at = s.created_at
-    GROUP BY 1, 2;
+    SELECT min(s.created_at), max(s.created_at) INTO lo, hi FROM pg_temp.drift_staged_embedding_keys s;
+    IF lo IS NOT NULL THEN
+        -- created_at too: the log is partitioned by it, so each staged row probes one partition
+        -- instead of the primary key of every partition. The staged rows' time range is passed
+        -- to EXECUTE, which plans it as constants: only the partitions of that range are
+        -- planned (a cached plan spans every partition, and planning them grew with retention).
+        EXECUTE $q$
+            INSERT INTO drift.embedding_rollup_delta (model, bucket, n, vec_sum, sq_sum)
+            SELECT e.model, drift.bucket_of(e.created_at, $3), count(*), sum(e.embedding), sum(e.embedding * e.embedding)
+            FROM pg_temp.drift_staged_embedding_keys s
+            JOIN drift.embeddings_log e ON e.id = s.id AND e.created_at = s.created_at
+                AND e.created_at >= $1 AND e.created_at <= $2
+            GROUP BY 1, 2 $q$
+        USING lo, hi, drift.setting('bucket_width')::interval;
+    END IF;
     DELETE FROM pg_temp.drift_staged_embedding_keys;
     -- Under SET CONSTRAINTS IMMEDIATE this runs before commit: later statements stage anew.
     PERFORM set_config('drift.staging_xact', '', true);

@@ -316,35 +316,43 @@ DECLARE
     c drift.embedding_calibration;
     width interval := drift.setting('bucket_width')::interval;
     cap bigint := coalesce(drift.setting('novelty_per_bucket'), '200')::bigint;
+    lo timestamptz;
+    hi timestamptz;
 BEGIN
     SELECT * INTO c FROM drift.embedding_calibration x WHERE x.model = p_model;
     IF c.model IS NULL OR c.novelty_radius IS NULL OR cardinality(p_buckets) = 0 THEN
         RETURN;
     END IF;
+    SELECT min(x), max(x) + width INTO lo, hi FROM unnest(p_buckets) x;
     -- The model's literal in the query lets the planner use its partial HNSW index; the
     -- embeddings come from the (model, created_at) index, bounded by the buckets asked for.
     -- Ids are picked first (small rows to sort), then only the picked embeddings are read.
+    -- Both reads of the log carry the time range as parameters, which EXECUTE plans as
+    -- constants: the planner prunes to the partitions of those buckets, so scoring costs the
+    -- same with 1 or 90 days of partitions (joined on id alone, every partition was read).
     RETURN QUERY EXECUTE format($q$
         WITH ids AS (
-            SELECT e.id, drift.bucket_of(e.created_at, $2) AS bucket FROM drift.embeddings_log e
-            WHERE e.model = %1$L AND e.created_at >= (SELECT min(x) FROM unnest($1) x)
-              AND e.created_at < (SELECT max(x) FROM unnest($1) x) + $2
+            SELECT e.id, e.created_at, drift.bucket_of(e.created_at, $2) AS bucket FROM drift.embeddings_log e
+            WHERE e.model = %1$L AND e.created_at >= $5 AND e.created_at < $6
               AND drift.bucket_of(e.created_at, $2) = ANY ($1)
         ), pick AS (
-            SELECT ids.id, ids.bucket, count(*) OVER (PARTITION BY ids.bucket) AS n,
+            SELECT ids.id, ids.created_at, ids.bucket, count(*) OVER (PARTITION BY ids.bucket) AS n,
                 row_number() OVER (PARTITION BY ids.bucket ORDER BY hashint8(ids.id), ids.id) AS rank
             FROM ids
         )
         SELECT p.bucket, max(p.n), count(*), count(*) FILTER (WHERE nn.d > $3)
         FROM pick p
-        JOIN drift.embeddings_log e ON e.id = p.id
+        -- (id, created_at) is each partition's primary key: one probe per picked row (with
+        -- the model too the planner scans the bucket's (model, created_at) range per row).
+        JOIN drift.embeddings_log e ON e.id = p.id AND e.created_at = p.created_at
+            AND e.created_at >= $5 AND e.created_at < $6
         CROSS JOIN LATERAL (
             SELECT s.embedding::vector(%2$s) <=> e.embedding::vector(%2$s) AS d
             FROM drift.baseline_samples s WHERE s.model = %1$L
             ORDER BY s.embedding::vector(%2$s) <=> e.embedding::vector(%2$s) LIMIT 1) nn
         WHERE p.rank <= $4
         GROUP BY p.bucket $q$, p_model, c.dims)
-    USING p_buckets, width, c.novelty_radius, cap;
+    USING p_buckets, width, c.novelty_radius, cap, lo, hi;
 END $$;
 COMMENT ON FUNCTION drift.novelty_buckets(text, timestamptz[]) IS 'Per bucket: embeddings, embeddings searched (at most novelty_per_bucket, by hashed id) and novel ones (nearest baseline-sample neighbour beyond the radius, by HNSW search).';
 
@@ -352,6 +360,7 @@ CREATE OR REPLACE FUNCTION drift.novelty_todo(p_model text, p_from timestamptz, 
 RETURNS TABLE (bucket timestamptz, n bigint, cached_scored bigint, cached_novel bigint)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog
+SET plan_cache_mode = force_generic_plan  -- a range scan of the rollups: see drift.embedding_window
 AS $$
     -- Buckets of the window with their embedding count; the cached counts are NULL when the
     -- bucket was never scored or has gained embeddings since.

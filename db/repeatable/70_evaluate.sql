@@ -40,6 +40,7 @@ SET search_path = pg_catalog
 AS $$
 DECLARE
     cooldown interval := drift.setting('cooldown')::interval;
+    report drift.report_row[];
 BEGIN
     PERFORM drift.ensure_auto_baselines(p_as_of, p_models);
     -- Advance the evaluation clock; a row another transaction holds is skipped, never waited for.
@@ -50,7 +51,9 @@ BEGIN
           AND (l.last_evaluated_as_of IS NULL OR l.last_evaluated_as_of < p_as_of)
         FOR UPDATE SKIP LOCKED);
     PERFORM drift.prepare_report(p_as_of, p_models);
-    PERFORM drift.record_evaluation(p_as_of, p_models);  -- evaluation history (75_timeseries.sql)
+    -- The report is computed once: the history and the events are written from the same rows.
+    report := ARRAY(SELECT r FROM drift.drift_report(p_as_of, p_models) r);
+    PERFORM drift.record_evaluation(p_as_of, report);  -- evaluation history (75_timeseries.sql)
     RETURN QUERY
     WITH raised AS (
         INSERT INTO drift.drift_events AS e (model, kind, metric, score, threshold, p_value, window_start,
@@ -58,7 +61,7 @@ BEGIN
         SELECT r.model, r.kind, r.metric, r.score, r.threshold, r.p_value, r.window_start, r.window_end,
             r.details || jsonb_build_object('value', r.value, 'baseline_value', r.baseline_value,
                 'n_current', r.n_current, 'n_baseline', r.n_baseline, 'as_of', p_as_of)
-        FROM drift.drift_report(p_as_of, p_models) r
+        FROM unnest(report) r
         WHERE r.drifted
           AND NOT EXISTS (
               SELECT 1 FROM drift.drift_events c

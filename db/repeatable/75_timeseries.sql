@@ -4,7 +4,7 @@
 -- no view scans the raw logs. Times are on the data clock (the time the traffic happened),
 -- which is the wall clock in live use and the simulated clock in simulations.
 
-CREATE OR REPLACE FUNCTION drift.record_evaluation(p_as_of timestamptz, p_models text[]) RETURNS void
+CREATE OR REPLACE FUNCTION drift.record_evaluation(p_as_of timestamptz, p_report drift.report_row[]) RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog
 AS $$
@@ -12,14 +12,14 @@ AS $$
         p_value, value, baseline_value, drifted, n_current, n_baseline)
     SELECT r.model, r.kind, r.metric, drift.bucket_of(p_as_of, drift.setting('bucket_width')::interval), p_as_of,
         now(), r.score, r.threshold, r.p_value, r.value, r.baseline_value, r.drifted, r.n_current, r.n_baseline
-    FROM drift.drift_report(p_as_of, p_models) AS r
+    FROM unnest(p_report) AS r
     ON CONFLICT (model, kind, metric, bucket) DO UPDATE
     SET as_of = excluded.as_of, evaluated_at = excluded.evaluated_at, score = excluded.score,
         threshold = excluded.threshold, p_value = excluded.p_value, value = excluded.value,
         baseline_value = excluded.baseline_value, drifted = excluded.drifted,
         n_current = excluded.n_current, n_baseline = excluded.n_baseline
 $$;
-COMMENT ON FUNCTION drift.record_evaluation(timestamptz, text[]) IS 'Writes the drift report of the given models (NULL: all) at as_of into drift.evaluation_history, one row per metric and bucket (a later evaluation in the same bucket replaces it). drift.evaluate_models calls it.';
+COMMENT ON FUNCTION drift.record_evaluation(timestamptz, drift.report_row[]) IS 'Writes the rows of a drift report computed at as_of into drift.evaluation_history, one row per metric and bucket (a later evaluation in the same bucket replaces it). drift.evaluate_models calls it with the report it raises events from, so the report is computed once per evaluation.';
 
 CREATE OR REPLACE FUNCTION drift.baseline_band(p_rate double precision, p_n bigint, p_level double precision DEFAULT 0.95,
     OUT low double precision, OUT high double precision)
