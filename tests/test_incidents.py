@@ -59,6 +59,28 @@ def test_overlapping_events_of_one_model_and_kind_form_one_incident(conn: psycop
     assert conn.execute("SELECT count(*) FROM drift.incidents WHERE model = 'bot'").fetchone() == (0,)
 
 
+def test_an_event_against_a_baseline_the_incidents_action_moved_opens_a_new_incident(
+    conn: psycopg.Connection[Any],
+) -> None:
+    """A reindex moved the baseline into the incident's span, and the drift goes on: the next
+    event compares with the moved baseline, so the action was not enough. However its window
+    overlaps, it opens a new incident (whose actions may run), continuing the first one."""
+    conn.execute("INSERT INTO drift.baselines (model, kind, starts, ends) VALUES ('bot', 'embedding', %s, %s)",
+                 (T0 - 24 * H, T0 - 2 * H))
+    (first_event,) = insert_events(conn, ["bot"], "embedding", "mean_shift_evidence", (T0 - H, T0))
+    (same_drift,) = insert_events(conn, ["bot"], "embedding", "novelty_rate", (T0 - H / 2, T0 + H / 2))
+    first = incident_of(conn, first_event)
+    assert incident_of(conn, same_drift) == first  # the baseline is still the pre-drift one
+    conn.execute("UPDATE drift.drift_events SET status = 'resolved'")
+    # The incident's reindex: the baseline moves to the first event's window.
+    conn.execute("UPDATE drift.baselines SET starts = %s, ends = %s WHERE model = 'bot'", (T0 - H, T0))
+    (after,) = insert_events(conn, ["bot"], "embedding", "centroid_distance", (T0 - H / 4, T0 + 3 * H / 4))
+    assert incident_of(conn, after) != first
+    continues = conn.execute("SELECT reference->>'continues' FROM drift.incidents WHERE id = %s",
+                             (incident_of(conn, after),)).fetchone()
+    assert continues == (str(first),)
+
+
 def test_a_routes_actions_run_once_per_incident(conn: psycopg.Connection[Any], db_url: str, tmp_path: Path) -> None:
     log = tmp_path / "ran.log"
     script = tmp_path / "on_drift.py"
