@@ -3011,7 +3011,7 @@ AS $$
     SELECT cur.model, 'embedding', 'mean_shift_evidence', ev.statistic,
         CASE WHEN ev.model IS NOT NULL AND cur.n >= cfg.min_samples THEN h.h END,
         -- About (run_n k^2/2) e^-S: how often drift-free traffic builds this much evidence in a run this long.
-        CASE WHEN ev.model IS NOT NULL THEN least(1, (ev.run_n * h.k * h.k / 2 + 1) * exp(-ev.statistic)) END,
+        CASE WHEN ev.model IS NOT NULL THEN least(1, (ev.run_n * h.k * h.k / 2 + 1) * exp(-least(ev.statistic, 700))) END,
         cur.n, coalesce(cur.nb, 0),
         coalesce(cur.n >= cfg.min_samples AND ev.statistic > h.h, false),
         cfg.window_start, cfg.window_end, ev.statistic, 0::float8,
@@ -4321,5 +4321,5 @@ END $$;
 
 CREATE TABLE IF NOT EXISTS drift.alembic_version (version_num varchar(32) NOT NULL CONSTRAINT alembic_version_pkc PRIMARY KEY);
 INSERT INTO drift.alembic_version (version_num) VALUES ('0012_evidence');
-INSERT INTO drift.code_layer (digest) VALUES ('81463497fac4c0ffeb34adee480e26f094a1d0a46822038a29c8cd4cd2a973d3');
+INSERT INTO drift.code_layer (digest) VALUES ('03f6e5d53df787942886ded0b1bf9231ba32452a60f8f408497a87b96d616a23');
 COMMIT;

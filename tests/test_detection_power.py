@@ -110,8 +110,10 @@ def test_a_model_without_baseline_reports_both_embedding_metrics_undrifted(
     assert {m: (r["n_current"], r["n_baseline"], r["drifted"]) for m, r in rows.items()} == {
         "centroid_distance": (300, 0, False),
         "novelty_rate": (300, 0, False),
+        "mean_shift_evidence": (300, 0, False),
     }
     assert rows["novelty_rate"]["p_value"] is None
+    assert rows["mean_shift_evidence"]["score"] is None  # nothing to fold without a baseline
 
 
 def test_novelty_searches_at_most_novelty_per_bucket_embeddings_and_caches_them(

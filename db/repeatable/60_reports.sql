@@ -87,7 +87,7 @@ AS $$
     SELECT cur.model, 'embedding', 'mean_shift_evidence', ev.statistic,
         CASE WHEN ev.model IS NOT NULL AND cur.n >= cfg.min_samples THEN h.h END,
         -- About (run_n k^2/2) e^-S: how often drift-free traffic builds this much evidence in a run this long.
-        CASE WHEN ev.model IS NOT NULL THEN least(1, (ev.run_n * h.k * h.k / 2 + 1) * exp(-ev.statistic)) END,
+        CASE WHEN ev.model IS NOT NULL THEN least(1, (ev.run_n * h.k * h.k / 2 + 1) * exp(-least(ev.statistic, 700))) END,
         cur.n, coalesce(cur.nb, 0),
         coalesce(cur.n >= cfg.min_samples AND ev.statistic > h.h, false),
         cfg.window_start, cfg.window_end, ev.statistic, 0::float8,
