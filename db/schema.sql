@@ -984,6 +984,85 @@ BEGIN
 END $$;
 
 
+-- migration 0014_reliability
+
+-- Reliability under restarts and growth.
+--
+-- 1. drift_events.lease_renewed_at: when the holder last took or renewed its lease. A lease
+--    renewed before the server (re)started gets one full lease length after the start before
+--    another worker may take it over (drift.lease_expiry): the lease clock kept running while
+--    no holder could reach the server to renew it.
+-- 2. drift.interaction_id_ranges: the id span [min_id, max_id] of the rows written into each
+--    partition step of interaction_log (one row per insert statement and step, folded by
+--    drift.fold_id_ranges). A late label by id finds the step of its row here and updates
+--    with a created_at range the planner prunes on: one partition, not every partition's key.
+-- 3. drift.action_run_counts: the finished runs per action and outcome, and the bins of the
+--    duration and reaction histograms, kept by triggers on action_runs, so /metrics reads a
+--    few rows however many runs there are.
+
+ALTER TABLE drift.drift_events ADD COLUMN lease_renewed_at timestamptz;
+COMMENT ON COLUMN drift.drift_events.lease_renewed_at IS
+    'When the holder last took or extended its lease (lease_expires_at minus the lease length). A lease renewed before the server started is not taken over until the server has been up for one lease length.';
+UPDATE drift.drift_events SET lease_renewed_at = claimed_at WHERE status = 'running';
+
+CREATE TABLE drift.interaction_id_ranges (
+    starts timestamptz NOT NULL,
+    ends timestamptz NOT NULL,
+    min_id bigint NOT NULL,
+    max_id bigint NOT NULL,
+    CHECK (starts < ends AND min_id <= max_id)
+);
+COMMENT ON TABLE drift.interaction_id_ranges IS 'Where the rows of drift.interaction_log are by id: the ids written into the partition step [starts, ends), one row per insert statement until drift.fold_id_ranges() merges them. Read by drift.interaction_steps(id).';
+COMMENT ON COLUMN drift.interaction_id_ranges.starts IS 'Start of the partition step (drift.partition_start of created_at).';
+COMMENT ON COLUMN drift.interaction_id_ranges.ends IS 'End of the step (exclusive).';
+COMMENT ON COLUMN drift.interaction_id_ranges.min_id IS 'Smallest id written into the step.';
+COMMENT ON COLUMN drift.interaction_id_ranges.max_id IS 'Largest id written into the step.';
+CREATE INDEX interaction_id_ranges_ids ON drift.interaction_id_ranges USING gist (int8range(min_id, max_id, '[]'));
+CREATE INDEX interaction_id_ranges_step ON drift.interaction_id_ranges (starts, ends);
+INSERT INTO drift.interaction_id_ranges (starts, ends, min_id, max_id)
+SELECT s, s + iv, min(id), max(id)
+FROM (SELECT coalesce((SELECT value FROM drift.settings WHERE key = 'partition_interval'), '1 day')::interval AS iv) c,
+     LATERAL (SELECT l.id, date_bin(c.iv, l.created_at, timestamptz '2000-01-03 00:00:00+00') AS s
+              FROM drift.interaction_log l) x
+GROUP BY s, iv;
+
+CREATE TABLE drift.action_run_counts (
+    family text NOT NULL CHECK (family IN ('outcome', 'duration', 'reaction')),
+    action text NOT NULL,
+    outcome text NOT NULL,
+    bin integer NOT NULL,
+    runs bigint NOT NULL,
+    seconds_sum double precision NOT NULL,
+    PRIMARY KEY (family, action, outcome, bin)
+);
+COMMENT ON TABLE drift.action_run_counts IS 'Counters of drift.action_runs kept by its triggers (drift.count_action_runs): finished runs per action and outcome (family outcome), runs per action and duration bin (duration), first runs per reaction-time bin (reaction). The views behind /metrics read these few rows instead of every run.';
+COMMENT ON COLUMN drift.action_run_counts.family IS 'outcome, duration or reaction.';
+COMMENT ON COLUMN drift.action_run_counts.action IS 'Action name (empty for reaction).';
+COMMENT ON COLUMN drift.action_run_counts.outcome IS 'Run outcome (family outcome; empty otherwise).';
+COMMENT ON COLUMN drift.action_run_counts.bin IS 'Histogram bin: the number of bounds below the value (drift.histogram_bin); 0 for family outcome.';
+COMMENT ON COLUMN drift.action_run_counts.runs IS 'Runs (for reaction: events) counted.';
+COMMENT ON COLUMN drift.action_run_counts.seconds_sum IS 'Their total seconds (duration or reaction time; 0 for family outcome).';
+-- The counts of the runs already recorded (the bounds as the views of this release use them;
+-- from here on the triggers of db/repeatable/75_timeseries.sql keep them).
+INSERT INTO drift.action_run_counts (family, action, outcome, bin, runs, seconds_sum)
+SELECT 'outcome', r.action, r.outcome, 0, count(*), 0
+FROM drift.action_runs r WHERE r.outcome <> 'running'
+GROUP BY r.action, r.outcome
+UNION ALL
+SELECT 'duration', r.action, '', width_bucket(r.d, b.bounds) - (r.d = ANY (b.bounds))::int, count(*), sum(r.d)
+FROM (SELECT action, date_part('epoch', finished_at - started_at) AS d FROM drift.action_runs
+      WHERE outcome IN ('succeeded', 'failed', 'lease_lost') AND finished_at IS NOT NULL) r,
+     (SELECT '{0.01,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,300,900}'::float8[] AS bounds) b
+GROUP BY 2, 4
+UNION ALL
+SELECT 'reaction', '', '', width_bucket(x.d, b.bounds) - (x.d = ANY (b.bounds))::int, count(*), sum(x.d)
+FROM (SELECT greatest(date_part('epoch', f.started_at - e.created_at), 0) AS d
+      FROM (SELECT event_id, min(started_at) AS started_at FROM drift.action_runs GROUP BY event_id) f
+      JOIN drift.drift_events e ON e.id = f.event_id) x,
+     (SELECT '{0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,300,900,3600}'::float8[] AS bounds) b
+GROUP BY 4;
+
+
 -- repeatable 10_settings.sql
 
 -- Settings: one reader, one validator for every key.
@@ -3450,6 +3529,21 @@ AS $$
 $$;
 COMMENT ON FUNCTION drift.hold_event(bigint, text) IS 'The event id while p_worker still holds the event (row locked until the transaction ends), else NULL: the ownership check of every write after a claim.';
 
+-- No SET search_path: a per-row call the planner inlines (pg_postmaster_start_time lives in
+-- pg_catalog, which is always searched first).
+CREATE OR REPLACE FUNCTION drift.lease_expiry(p_expires timestamptz, p_renewed timestamptz) RETURNS timestamptz
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    -- While the server is down no holder can renew its lease, yet the clock runs on: after a
+    -- restart every lease taken before it gets one full lease length from the start, so a
+    -- live holder (its action may have finished during the outage) renews and records its
+    -- result before anyone takes the event over and runs the action a second time.
+    SELECT CASE WHEN p_renewed < pg_catalog.pg_postmaster_start_time()
+                THEN greatest(p_expires, pg_catalog.pg_postmaster_start_time() + (p_expires - p_renewed))
+                ELSE p_expires END
+$$;
+COMMENT ON FUNCTION drift.lease_expiry(timestamptz, timestamptz) IS 'When a lease really ends: lease_expires_at, or for a lease last renewed before the server started, no earlier than one lease length after the start.';
+
 CREATE OR REPLACE FUNCTION drift.claim_events(p_worker text, p_limit integer, p_lease_s double precision,
     p_models text[] DEFAULT NULL)
 RETURNS TABLE (id bigint, created_at timestamptz, model text, kind text, metric text, score double precision,
@@ -3464,7 +3558,7 @@ AS $$
     WITH claimable AS (
         SELECT c.id FROM drift.drift_events c
         WHERE ((c.status = 'pending' AND c.run_after <= now())
-            OR (c.status = 'running' AND c.lease_expires_at < now()))
+            OR (c.status = 'running' AND drift.lease_expiry(c.lease_expires_at, c.lease_renewed_at) < now()))
           AND (p_models IS NULL OR c.model = ANY (p_models))
           -- One event of an incident at a time, oldest first: its actions run once for the
           -- incident, and the later events then find them done (72_incidents.sql).
@@ -3477,7 +3571,7 @@ AS $$
     )
     UPDATE drift.drift_events AS e
     SET status = 'running', attempts = e.attempts + 1, claimed_by = p_worker, claimed_at = now(),
-        lease_expires_at = now() + make_interval(secs => p_lease_s)
+        lease_expires_at = now() + make_interval(secs => p_lease_s), lease_renewed_at = now()
     FROM claimable
     WHERE e.id = claimable.id
     RETURNING e.id, e.created_at, e.model, e.kind, e.metric, e.score, e.threshold, e.p_value,
@@ -3491,23 +3585,32 @@ RETURNS SETOF bigint
 LANGUAGE sql
 SET search_path = pg_catalog
 AS $$
-    UPDATE drift.drift_events e SET lease_expires_at = now() + make_interval(secs => p_lease_s)
+    UPDATE drift.drift_events e SET lease_expires_at = now() + make_interval(secs => p_lease_s), lease_renewed_at = now()
     WHERE e.id IN (SELECT drift.hold_event(x, p_worker) FROM unnest(p_ids) x)
     RETURNING e.id
 $$;
 COMMENT ON FUNCTION drift.extend_leases(text, bigint[], double precision) IS 'Extends the leases of the events p_worker still holds; returns their ids (a missing id was lost to another worker).';
 
-CREATE OR REPLACE FUNCTION drift.start_run(p_event_id bigint, p_worker text, p_action text, p_action_type text)
+CREATE OR REPLACE FUNCTION drift.start_run(p_event_id bigint, p_worker text, p_action text, p_action_type text,
+    p_lease_s double precision)
 RETURNS bigint
 LANGUAGE sql
 SET search_path = pg_catalog
 AS $$
+    -- The fence of an action: its run row is written, and the lease renewed to a full length,
+    -- in one statement under the event's row lock, before the action starts. An action
+    -- therefore never starts on a lease that has run out (or been taken) since the claim.
+    WITH held AS (
+        UPDATE drift.drift_events e
+        SET lease_expires_at = now() + make_interval(secs => p_lease_s), lease_renewed_at = now()
+        WHERE e.id = (SELECT drift.hold_event(p_event_id, p_worker))
+        RETURNING e.id, e.attempts
+    )
     INSERT INTO drift.action_runs (event_id, action, action_type, attempt, worker)
-    SELECT e.id, p_action, p_action_type, e.attempts, p_worker
-    FROM drift.drift_events e WHERE e.id = (SELECT drift.hold_event(p_event_id, p_worker))
+    SELECT held.id, p_action, p_action_type, held.attempts, p_worker FROM held
     RETURNING id
 $$;
-COMMENT ON FUNCTION drift.start_run(bigint, text, text, text) IS 'Records the start of an action run for an event p_worker holds; returns the run id (NULL: the event is no longer held).';
+COMMENT ON FUNCTION drift.start_run(bigint, text, text, text, double precision) IS 'Records the start of an action run for an event p_worker holds and renews its lease for p_lease_s seconds; returns the run id (NULL: the event is no longer held).';
 
 CREATE OR REPLACE FUNCTION drift.finish_run(p_event_id bigint, p_worker text, p_run_id bigint, p_outcome text,
     p_output jsonb, p_error text)
@@ -3516,13 +3619,22 @@ LANGUAGE sql
 SET search_path = pg_catalog
 AS $$
     -- The result counts only while the claim is still ours; otherwise the run is lease_lost.
-    UPDATE drift.action_runs
-    SET outcome = CASE WHEN (SELECT drift.hold_event(p_event_id, p_worker)) IS NOT NULL THEN p_outcome ELSE 'lease_lost' END,
-        finished_at = clock_timestamp(), output = p_output, error = p_error
-    WHERE id = p_run_id AND outcome = 'running'
-    RETURNING outcome
+    WITH finished AS (
+        UPDATE drift.action_runs
+        SET outcome = CASE WHEN (SELECT drift.hold_event(p_event_id, p_worker)) IS NOT NULL THEN p_outcome ELSE 'lease_lost' END,
+            finished_at = clock_timestamp(), output = p_output, error = p_error
+        WHERE id = p_run_id AND outcome = 'running'
+        RETURNING outcome
+    )
+    SELECT outcome FROM finished
+    UNION ALL
+    -- A retry after a lost reply (the server restarted after the commit): the run is already
+    -- finished by this worker, and saying so is not a lost lease. (Same snapshot: this part
+    -- sees the row as it was before the UPDATE above, so it answers only when that did nothing.)
+    SELECT r.outcome FROM drift.action_runs r
+    WHERE r.id = p_run_id AND r.worker = p_worker AND r.outcome IN (p_outcome, 'lease_lost')
 $$;
-COMMENT ON FUNCTION drift.finish_run(bigint, text, bigint, text, jsonb, text) IS 'Records the outcome of a running action run; returns the outcome stored (lease_lost when p_worker no longer holds the event, NULL when the run was not running).';
+COMMENT ON FUNCTION drift.finish_run(bigint, text, bigint, text, jsonb, text) IS 'Records the outcome of a running action run; returns the outcome stored (lease_lost when p_worker no longer holds the event, NULL when the run was not running). Idempotent: repeated by the same worker, it returns the outcome already stored.';
 
 CREATE OR REPLACE FUNCTION drift.abandon_stale_runs(p_event_id bigint, p_worker text) RETURNS integer
 LANGUAGE sql
@@ -3550,9 +3662,12 @@ AS $$
         WHERE id = (SELECT drift.hold_event(p_event_id, p_worker))
         RETURNING 1
     )
+    -- A retry after a lost reply finds the event resolved by this worker: done, not lost.
     SELECT EXISTS (SELECT 1 FROM done)
+        OR EXISTS (SELECT 1 FROM drift.drift_events e
+                   WHERE e.id = p_event_id AND e.status = 'resolved' AND e.resolution ->> 'worker' = p_worker)
 $$;
-COMMENT ON FUNCTION drift.resolve_event(bigint, text, jsonb) IS 'running -> resolved, with what the worker did; false when p_worker no longer holds the event.';
+COMMENT ON FUNCTION drift.resolve_event(bigint, text, jsonb) IS 'running -> resolved, with what the worker did; false when p_worker no longer holds the event. Idempotent: true again when p_worker already resolved it.';
 
 CREATE OR REPLACE FUNCTION drift.fail_attempt(p_event_id bigint, p_worker text, p_error text, p_delay_s double precision,
     p_permanent boolean, p_resolution jsonb)
@@ -3924,6 +4039,6 @@ END $$;
 
 
 CREATE TABLE IF NOT EXISTS drift.alembic_version (version_num varchar(32) NOT NULL CONSTRAINT alembic_version_pkc PRIMARY KEY);
-INSERT INTO drift.alembic_version (version_num) VALUES ('0011_partitions');
-INSERT INTO drift.code_layer (digest) VALUES ('a9a5981b81fca3bf577d242f8411f2acbe9b808712236075cd334b002ee30e2f');
+INSERT INTO drift.alembic_version (version_num) VALUES ('0014_reliability');
+INSERT INTO drift.code_layer (digest) VALUES ('9a30154e9c8fc1676a88ffe68fa1b8075f722cd5dd489b0dacd541c65f269a14');
 COMMIT;

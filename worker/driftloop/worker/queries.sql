@@ -28,7 +28,8 @@ ORDER BY (r.event_id = e.id) DESC, (o.metric = e.metric) DESC, r.id
 LIMIT 1;
 
 -- name: start_run
-SELECT id FROM drift.start_run(%(event_id)s, %(worker)s, %(action)s, %(action_type)s) AS id WHERE id IS NOT NULL;
+SELECT id FROM drift.start_run(%(event_id)s, %(worker)s, %(action)s, %(action_type)s, %(lease_s)s) AS id
+WHERE id IS NOT NULL;
 
 -- name: finish_run
 SELECT outcome FROM drift.finish_run(%(event_id)s, %(worker)s, %(run_id)s, %(outcome)s, %(output)s, %(error)s) AS outcome
@@ -49,7 +50,7 @@ SELECT id FROM drift.release_events(%(worker)s, %(ids)s::bigint[]) AS id;
 -- Seconds until the next pending event is due or another worker's lease expires (NULL: none).
 SELECT extract(epoch FROM least(
     (SELECT min(run_after) FROM drift.drift_events WHERE status = 'pending'),
-    (SELECT min(lease_expires_at) FROM drift.drift_events
+    (SELECT min(drift.lease_expiry(lease_expires_at, lease_renewed_at)) FROM drift.drift_events
      WHERE status = 'running' AND claimed_by IS DISTINCT FROM %(worker)s)
 ) - now())::float8;
 
