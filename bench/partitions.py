@@ -4,8 +4,10 @@ Cases, all in one run so the ratios compare like with like on a shared machine:
 - `1_day` and `90_days`: the same models, one with a single day of history, one with 90
   daily partitions full of rows. Measured in each: ingest rows/s (SDK batches of
   interactions with 384-d embeddings, today's partition), `drift.evaluate()` seconds, and a
-  late label `UPDATE ... WHERE id = ...` (a lookup by id alone probes every partition's
-  primary key). Ratios are 1_day / 90_days speed (1.0 = no slowdown).
+  late label: the SDK's `label()` (the id's partition step first, then an update pruned to
+  that partition), and, for comparison, `UPDATE ... WHERE id = ...` by id alone, which plans
+  and probes every partition's primary key. Ratios are 1_day / 90_days speed (1.0 = no
+  slowdown).
 - storage: bytes per logged interaction and per embedding row (384-d and 1536-d), and rollup
   bytes per model and day at minute buckets and after hourly compaction.
 - `models_per_minute`: drift.evaluate() over 1,000 models, each with a baseline and a
@@ -112,10 +114,12 @@ def case(url: str, days: int, rows_per_day: int, repeats: int) -> dict[str, floa
         ids = [r[0] for r in conn.execute("SELECT id FROM drift.interaction_log ORDER BY random() LIMIT 200")]
         k = iter(range(10**9))
 
-        def label() -> None:
+        def label_by_id_alone() -> None:
             conn.execute("UPDATE drift.interaction_log SET feedback = 1 WHERE id = %s", (ids[next(k) % len(ids)],))
 
-        label_s = median_time(repeats * 20, label)
+        with driftloop.connect(url) as client:
+            label_s = median_time(repeats * 20, lambda: client.label(ids[next(k) % len(ids)], feedback=1))
+        by_id_s = median_time(repeats * 20, label_by_id_alone)
         evaluate_s = median_time(repeats, lambda: conn.execute("SELECT count(*) FROM drift.evaluate()").fetchone())
     return {
         "partitions": partitions,
@@ -124,6 +128,7 @@ def case(url: str, days: int, rows_per_day: int, repeats: int) -> dict[str, floa
         "ensure_partitions_ms": round(ensure_s * 1000, 3),
         "evaluate_s": round(evaluate_s, 4),
         "label_update_ms": round(label_s * 1000, 3),
+        "label_by_id_alone_ms": round(by_id_s * 1000, 3),
     }
 
 
@@ -237,6 +242,7 @@ def main() -> None:
         "row_by_row_speed": round(many["row_by_row_embeddings_per_s"] / one["row_by_row_embeddings_per_s"], 3),
         "evaluate_speed": round(one["evaluate_s"] / many["evaluate_s"], 3),
         "label_update_speed": round(one["label_update_ms"] / many["label_update_ms"], 3),
+        "label_by_id_alone_speed": round(one["label_by_id_alone_ms"] / many["label_by_id_alone_ms"], 3),
     }
     for dims in (384, 1536):
         with fresh_database() as url:
