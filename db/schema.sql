@@ -1035,7 +1035,7 @@ CREATE TABLE drift.action_run_counts (
     seconds_sum double precision NOT NULL,
     PRIMARY KEY (family, action, outcome, bin)
 );
-COMMENT ON TABLE drift.action_run_counts IS 'Counters of drift.action_runs kept by its triggers (drift.count_action_runs): finished runs per action and outcome (family outcome), runs per action and duration bin (duration), first runs per reaction-time bin (reaction). The views behind /metrics read these few rows instead of every run.';
+COMMENT ON TABLE drift.action_run_counts IS 'Counters of drift.action_runs kept by its triggers (drift.count_action_runs, drift.count_action_runs_insert; deleted runs stay counted): finished runs per action and outcome (family outcome), runs per action and duration bin (duration), first runs per reaction-time bin (reaction). The views behind /metrics read these few rows instead of every run.';
 COMMENT ON COLUMN drift.action_run_counts.family IS 'outcome, duration or reaction.';
 COMMENT ON COLUMN drift.action_run_counts.action IS 'Action name (empty for reaction).';
 COMMENT ON COLUMN drift.action_run_counts.outcome IS 'Run outcome (family outcome; empty otherwise).';
@@ -1654,6 +1654,7 @@ BEGIN
     IF NOT pg_try_advisory_xact_lock(hashtext('drift.compact_rollups')) THEN
         RETURN 0;
     END IF;
+    PERFORM drift.fold_id_ranges();  -- the id spans of the log's partition steps (36_id_ranges.sql)
     RETURN drift.fold_deltas('drift.embedding_rollup', 'drift.embedding_rollup_delta')
          + drift.fold_deltas('drift.interaction_rollup', 'drift.interaction_rollup_delta');
 END $$;
@@ -1881,6 +1882,7 @@ BEGIN
             RETURN NEXT;
         END IF;
     END LOOP;
+    PERFORM drift.fold_id_ranges(cutoff);  -- the id spans of the steps just dropped
     IF to_regprocedure('drift.prune_ingest_keys(timestamptz)') IS NOT NULL THEN
         PERFORM drift.prune_ingest_keys(cutoff);  -- keys pointing into the dropped partitions
     END IF;
@@ -1958,6 +1960,80 @@ REVOKE EXECUTE ON FUNCTION drift.create_log_partition(text, timestamptz, timesta
 REVOKE EXECUTE ON FUNCTION drift.prune_logs(interval) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION drift.compact_rollups_hourly(interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION drift.ensure_partitions(timestamptz, boolean) TO driftloop_worker;
+
+
+-- repeatable 36_id_ranges.sql
+
+-- Where a row of interaction_log is, by id: a late label (feedback, correct) names a row by
+-- id alone, and interaction_log is partitioned by created_at, so `WHERE id = $1` probes the
+-- primary key of every partition (90 days: 90 probes and 90 partitions planned and locked).
+-- drift.interaction_id_ranges (migration 0014) keeps the span of ids written into each
+-- partition step; drift.interaction_steps(id) reads the step(s) an id can be in, and the
+-- label's UPDATE adds `created_at >= starts AND created_at < ends`, which the planner prunes
+-- to one partition. Ids come from one sequence and grow with insertion time, so the steps'
+-- spans rarely overlap: at a step's edge (concurrent writers), or for a back-fill written
+-- into an old step, an id may have two candidate steps, tried newest first.
+
+CREATE OR REPLACE FUNCTION drift.record_id_ranges() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    -- One row per statement and step, appended (never updated): concurrent writers do not
+    -- wait on each other; drift.fold_id_ranges() merges them later.
+    INSERT INTO drift.interaction_id_ranges (starts, ends, min_id, max_id)
+    SELECT s.starts, s.starts + s.iv, min(n.id), max(n.id)
+    FROM new_rows n
+    CROSS JOIN LATERAL (
+        SELECT drift.partition_start(n.created_at, c.iv) AS starts, c.iv
+        FROM (SELECT drift.setting('partition_interval')::interval AS iv) c
+    ) s
+    GROUP BY s.starts, s.iv;
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION drift.record_id_ranges() IS 'After an insert into interaction_log: appends the span of ids written into each partition step to drift.interaction_id_ranges.';
+CREATE OR REPLACE TRIGGER interaction_log_id_ranges AFTER INSERT ON drift.interaction_log
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION drift.record_id_ranges();
+
+-- SECURITY DEFINER: the ingest role labels its own rows but may not read the ranges table;
+-- this returns time spans only, never a row.
+CREATE OR REPLACE FUNCTION drift.interaction_steps(p_id bigint)
+RETURNS TABLE (starts timestamptz, ends timestamptz)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+    SELECT DISTINCT r.starts, r.ends
+    FROM drift.interaction_id_ranges r
+    WHERE int8range(r.min_id, r.max_id, '[]') @> p_id
+    ORDER BY r.starts DESC
+$$;
+COMMENT ON FUNCTION drift.interaction_steps(bigint) IS 'The partition steps [starts, ends) an interaction id can be in, newest first (none: no such id was ever written). A label updates with created_at >= starts AND created_at < ends, which touches one partition.';
+
+CREATE OR REPLACE FUNCTION drift.fold_id_ranges(p_before timestamptz DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    k bigint;
+BEGIN
+    -- Retention first: the steps of dropped partitions hold no rows any more.
+    IF p_before IS NOT NULL THEN
+        DELETE FROM drift.interaction_id_ranges r WHERE r.ends <= p_before;
+    END IF;
+    WITH steps AS (
+        SELECT r.starts, r.ends FROM drift.interaction_id_ranges r GROUP BY 1, 2 HAVING count(*) > 1
+    ), moved AS (
+        DELETE FROM drift.interaction_id_ranges r USING steps s
+        WHERE r.starts = s.starts AND r.ends = s.ends
+        RETURNING r.*
+    )
+    INSERT INTO drift.interaction_id_ranges (starts, ends, min_id, max_id)
+    SELECT m.starts, m.ends, min(m.min_id), max(m.max_id) FROM moved m GROUP BY 1, 2;
+    GET DIAGNOSTICS k = ROW_COUNT;
+    RETURN k;
+END $$;
+COMMENT ON FUNCTION drift.fold_id_ranges(timestamptz) IS 'Merges the id spans of each partition step into one row (drift.compact_rollups calls it); with p_before also forgets the steps that ended by then (drift.prune_logs). Returns the steps merged.';
 
 
 -- repeatable 40_statistics.sql
@@ -3447,39 +3523,123 @@ COMMENT ON COLUMN drift.model_overview.last_action IS 'Its action name.';
 COMMENT ON COLUMN drift.model_overview.last_outcome IS 'Its outcome.';
 
 -- ---------------------------------------------------------------------------------------------
--- Action metrics for /metrics: counters and histograms counted from drift.action_runs, so every
--- exporter serves the same values and a restart resets nothing. Each observation is binned once
--- (width_bucket; `lt` = the bounds below it, so a value equal to a bound counts in that bound's
--- bucket, as Prometheus' `le` means), then the few bins are summed per bound.
+-- Action metrics for /metrics: counters and histograms of drift.action_runs, so every exporter
+-- serves the same values and a restart resets nothing. The triggers below keep them in
+-- drift.action_run_counts (migration 0014) as each run is written, started or finished: a
+-- scrape reads a few dozen rows whether there were ten runs or ten million. Each observation
+-- is binned once (drift.histogram_bin: the bounds below it, so a value equal to a bound counts
+-- in that bound's bucket, as Prometheus' `le` means); the views sum the bins per bound.
 -- ---------------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION drift.action_duration_bounds() RETURNS float8[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT '{0.01,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,300,900}'::float8[] $$;
+COMMENT ON FUNCTION drift.action_duration_bounds() IS 'Bucket bounds (seconds) of driftloop_action_duration_seconds.';
+
+CREATE OR REPLACE FUNCTION drift.event_reaction_bounds() RETURNS float8[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT '{0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,300,900,3600}'::float8[] $$;
+COMMENT ON FUNCTION drift.event_reaction_bounds() IS 'Bucket bounds (seconds) of driftloop_event_reaction_seconds.';
+
+CREATE OR REPLACE FUNCTION drift.histogram_bin(p_value float8, p_bounds float8[]) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT pg_catalog.width_bucket(p_value, p_bounds) - (p_value = ANY (p_bounds))::int $$;
+COMMENT ON FUNCTION drift.histogram_bin(float8, float8[]) IS 'How many bounds lie below the value (a value equal to a bound falls in that bound''s bucket).';
+
+CREATE OR REPLACE FUNCTION drift.count_action_runs() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    -- Runs leaving a counted state are taken off, runs entering one added. Deleted runs (a
+    -- simulation reset) stay counted: these are counters of all time, which never go down.
+    WITH changes AS (
+        SELECT -1 AS sign, o.* FROM old_rows o
+        UNION ALL
+        SELECT 1, n.* FROM new_rows n
+    ), observed AS (
+        SELECT 'outcome' AS family, c.action, c.outcome, 0 AS bin, c.sign, 0::float8 AS seconds
+        FROM changes c WHERE c.outcome <> 'running'
+        UNION ALL
+        SELECT 'duration', c.action, '', drift.histogram_bin(d.seconds, drift.action_duration_bounds()), c.sign, d.seconds
+        FROM changes c
+        CROSS JOIN LATERAL (SELECT date_part('epoch', c.finished_at - c.started_at) AS seconds) d
+        WHERE c.outcome IN ('succeeded', 'failed', 'lease_lost') AND c.finished_at IS NOT NULL
+    ), summed AS (
+        SELECT o.family, o.action, o.outcome, o.bin, sum(o.sign) AS runs, sum(o.sign * o.seconds) AS seconds_sum
+        FROM observed o GROUP BY 1, 2, 3, 4
+        HAVING sum(o.sign) <> 0 OR sum(o.sign * o.seconds) <> 0
+    )
+    INSERT INTO drift.action_run_counts AS t (family, action, outcome, bin, runs, seconds_sum)
+    SELECT * FROM summed ORDER BY 1, 2, 3, 4
+    ON CONFLICT (family, action, outcome, bin)
+    DO UPDATE SET runs = t.runs + excluded.runs, seconds_sum = t.seconds_sum + excluded.seconds_sum;
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION drift.count_action_runs() IS 'After a write to action_runs: keeps the outcome counts and duration bins of drift.action_run_counts.';
+
+CREATE OR REPLACE FUNCTION drift.count_action_runs_insert() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    -- An event's first run ends its reaction time (event created to first action started).
+    INSERT INTO drift.action_run_counts AS t (family, action, outcome, bin, runs, seconds_sum)
+    SELECT 'reaction', '', '', drift.histogram_bin(x.seconds, drift.event_reaction_bounds()), count(*), sum(x.seconds)
+    FROM (
+        SELECT greatest(date_part('epoch', f.started_at - e.created_at), 0) AS seconds
+        FROM (SELECT n.event_id, min(n.started_at) AS started_at FROM new_rows n GROUP BY n.event_id) f
+        JOIN drift.drift_events e ON e.id = f.event_id
+        WHERE NOT EXISTS (SELECT 1 FROM drift.action_runs r
+                          WHERE r.event_id = f.event_id AND r.id NOT IN (SELECT n.id FROM new_rows n))
+    ) x
+    GROUP BY 4
+    ORDER BY 4
+    ON CONFLICT (family, action, outcome, bin)
+    DO UPDATE SET runs = t.runs + excluded.runs, seconds_sum = t.seconds_sum + excluded.seconds_sum;
+    -- Runs written already finished count like runs that finish.
+    INSERT INTO drift.action_run_counts AS t (family, action, outcome, bin, runs, seconds_sum)
+    SELECT o.family, o.action, o.outcome, o.bin, count(*), sum(o.seconds)
+    FROM (
+        SELECT 'outcome' AS family, n.action, n.outcome, 0 AS bin, 0::float8 AS seconds
+        FROM new_rows n WHERE n.outcome <> 'running'
+        UNION ALL
+        SELECT 'duration', n.action, '', drift.histogram_bin(d.seconds, drift.action_duration_bounds()), d.seconds
+        FROM new_rows n
+        CROSS JOIN LATERAL (SELECT date_part('epoch', n.finished_at - n.started_at) AS seconds) d
+        WHERE n.outcome IN ('succeeded', 'failed', 'lease_lost') AND n.finished_at IS NOT NULL
+    ) o
+    GROUP BY 1, 2, 3, 4
+    ORDER BY 1, 2, 3, 4
+    ON CONFLICT (family, action, outcome, bin)
+    DO UPDATE SET runs = t.runs + excluded.runs, seconds_sum = t.seconds_sum + excluded.seconds_sum;
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION drift.count_action_runs_insert() IS 'After an insert into action_runs: counts the reaction time of each event''s first run, and runs written already finished.';
+
+CREATE OR REPLACE TRIGGER action_runs_count_insert AFTER INSERT ON drift.action_runs
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION drift.count_action_runs_insert();
+CREATE OR REPLACE TRIGGER action_runs_count_update AFTER UPDATE ON drift.action_runs
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION drift.count_action_runs();
+
 CREATE OR REPLACE VIEW drift.action_outcomes AS
-SELECT r.action, r.outcome, count(*) AS runs
-FROM drift.action_runs AS r
-WHERE r.outcome <> 'running'
-GROUP BY r.action, r.outcome;
+SELECT c.action, c.outcome, c.runs
+FROM drift.action_run_counts AS c
+WHERE c.family = 'outcome' AND c.runs > 0;
 COMMENT ON VIEW drift.action_outcomes IS 'Finished action runs per action and outcome, all time (driftloop_actions_total).';
 COMMENT ON COLUMN drift.action_outcomes.action IS 'Action name in driftloop.toml.';
 COMMENT ON COLUMN drift.action_outcomes.outcome IS 'succeeded, failed, lease_lost, abandoned or released.';
 COMMENT ON COLUMN drift.action_outcomes.runs IS 'Runs with that outcome.';
 
 CREATE OR REPLACE VIEW drift.action_duration_histogram AS
-WITH b AS (
-    SELECT '{0.01,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,300,900}'::float8[] AS bounds
-), bins AS (
-    SELECT r.action, width_bucket(r.d, b.bounds) - (r.d = ANY (b.bounds))::int AS lt, count(*) AS n, sum(r.d) AS s
-    FROM (
-        SELECT action, date_part('epoch', finished_at - started_at) AS d  -- float8: cheaper than extract's numeric
-        FROM drift.action_runs
-        WHERE outcome IN ('succeeded', 'failed', 'lease_lost') AND finished_at IS NOT NULL
-    ) AS r
-    CROSS JOIN b
-    GROUP BY 1, 2
+WITH bins AS (
+    SELECT c.action, c.bin AS lt, c.runs AS n, c.seconds_sum AS s
+    FROM drift.action_run_counts AS c
+    WHERE c.family = 'duration' AND c.runs > 0
 )
 SELECT bins.action, le.le, coalesce(sum(bins.n) FILTER (WHERE bins.lt < le.i), 0)::bigint AS runs,
     coalesce(sum(bins.s) FILTER (WHERE bins.lt < le.i), 0)::float8 AS seconds_sum
 FROM bins
-CROSS JOIN b
-CROSS JOIN LATERAL unnest(b.bounds || 'Infinity'::float8) WITH ORDINALITY AS le(le, i)
+CROSS JOIN LATERAL unnest(drift.action_duration_bounds() || 'Infinity'::float8) WITH ORDINALITY AS le(le, i)
 GROUP BY bins.action, le.le;
 COMMENT ON VIEW drift.action_duration_histogram IS 'Cumulative histogram of action run durations per action (driftloop_action_duration_seconds): runs that ran to an end (succeeded, failed, lease_lost); abandoned and released runs were cut short.';
 COMMENT ON COLUMN drift.action_duration_histogram.action IS 'Action name.';
@@ -3488,22 +3648,15 @@ COMMENT ON COLUMN drift.action_duration_histogram.runs IS 'Runs that took at mos
 COMMENT ON COLUMN drift.action_duration_histogram.seconds_sum IS 'Their total duration in seconds (at le = Infinity: the histogram''s sum).';
 
 CREATE OR REPLACE VIEW drift.event_reaction_histogram AS
-WITH b AS (
-    SELECT '{0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,300,900,3600}'::float8[] AS bounds
-), reactions AS (
-    SELECT greatest(date_part('epoch', f.started_at - e.created_at), 0) AS d
-    FROM (SELECT event_id, min(started_at) AS started_at FROM drift.action_runs GROUP BY event_id) AS f
-    JOIN drift.drift_events AS e ON e.id = f.event_id
-), bins AS (
-    SELECT width_bucket(r.d, b.bounds) - (r.d = ANY (b.bounds))::int AS lt, count(*) AS n, sum(r.d) AS s
-    FROM reactions AS r CROSS JOIN b
-    GROUP BY 1
+WITH bins AS (
+    SELECT c.bin AS lt, c.runs AS n, c.seconds_sum AS s
+    FROM drift.action_run_counts AS c
+    WHERE c.family = 'reaction' AND c.runs > 0
 )
 SELECT le.le, coalesce(sum(bins.n) FILTER (WHERE bins.lt < le.i), 0)::bigint AS events,
     coalesce(sum(bins.s) FILTER (WHERE bins.lt < le.i), 0)::float8 AS seconds_sum
 FROM bins
-CROSS JOIN b
-CROSS JOIN LATERAL unnest(b.bounds || 'Infinity'::float8) WITH ORDINALITY AS le(le, i)
+CROSS JOIN LATERAL unnest(drift.event_reaction_bounds() || 'Infinity'::float8) WITH ORDINALITY AS le(le, i)
 GROUP BY le.le;
 COMMENT ON VIEW drift.event_reaction_histogram IS 'Cumulative histogram of reaction times (driftloop_event_reaction_seconds): from an event''s creation to the start of its first action run, over the events that had one.';
 COMMENT ON COLUMN drift.event_reaction_histogram.le IS 'Upper bound of the bucket in seconds (Infinity: every event).';
@@ -4040,5 +4193,5 @@ END $$;
 
 CREATE TABLE IF NOT EXISTS drift.alembic_version (version_num varchar(32) NOT NULL CONSTRAINT alembic_version_pkc PRIMARY KEY);
 INSERT INTO drift.alembic_version (version_num) VALUES ('0014_reliability');
-INSERT INTO drift.code_layer (digest) VALUES ('9a30154e9c8fc1676a88ffe68fa1b8075f722cd5dd489b0dacd541c65f269a14');
+INSERT INTO drift.code_layer (digest) VALUES ('c8fb772675ad9fe7c15adcbfb23dddf99a1f5270e19ec00e708a9684ed5e5b07');
 COMMIT;

@@ -86,7 +86,8 @@ actions = ["act"]
     runs = conn.execute("SELECT attempt, outcome FROM drift.action_runs WHERE event_id = %s", (event_id,)).fetchall()
     assert runs == [(1, "succeeded")]
     [(holder_id, resolved_by)] = conn.execute(
-        "SELECT r.worker, e.resolution ->> 'worker' FROM drift.action_runs r JOIN drift.drift_events e ON e.id = r.event_id"
+        """SELECT r.worker, e.resolution ->> 'worker'
+           FROM drift.action_runs r JOIN drift.drift_events e ON e.id = r.event_id"""
     ).fetchall()
     assert resolved_by == holder_id
     conn.close()

@@ -47,7 +47,7 @@ CREATE TABLE drift.action_run_counts (
     seconds_sum double precision NOT NULL,
     PRIMARY KEY (family, action, outcome, bin)
 );
-COMMENT ON TABLE drift.action_run_counts IS 'Counters of drift.action_runs kept by its triggers (drift.count_action_runs): finished runs per action and outcome (family outcome), runs per action and duration bin (duration), first runs per reaction-time bin (reaction). The views behind /metrics read these few rows instead of every run.';
+COMMENT ON TABLE drift.action_run_counts IS 'Counters of drift.action_runs kept by its triggers (drift.count_action_runs, drift.count_action_runs_insert; deleted runs stay counted): finished runs per action and outcome (family outcome), runs per action and duration bin (duration), first runs per reaction-time bin (reaction). The views behind /metrics read these few rows instead of every run.';
 COMMENT ON COLUMN drift.action_run_counts.family IS 'outcome, duration or reaction.';
 COMMENT ON COLUMN drift.action_run_counts.action IS 'Action name (empty for reaction).';
 COMMENT ON COLUMN drift.action_run_counts.outcome IS 'Run outcome (family outcome; empty otherwise).';
