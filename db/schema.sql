@@ -1062,6 +1062,18 @@ FROM (SELECT greatest(date_part('epoch', f.started_at - e.created_at), 0) AS d
      (SELECT '{0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,300,900,3600}'::float8[] AS bounds) b
 GROUP BY 4;
 
+-- 4. drift.event_status_counts: events per status as appended deltas (+1/-1 per transition,
+--    written by triggers on drift_events, folded by drift.compact_rollups), so /metrics sums a
+--    few rows instead of counting every event ever raised.
+CREATE TABLE drift.event_status_counts (
+    status text NOT NULL,
+    events bigint NOT NULL
+);
+COMMENT ON TABLE drift.event_status_counts IS 'Events per status as deltas: the sum of events per status is the number of drift_events in it. Appended by triggers on drift_events (no row is updated, so claims never wait on a counter), folded to one row per status by drift.fold_event_status_counts(). Read by drift.event_status_totals.';
+COMMENT ON COLUMN drift.event_status_counts.status IS 'pending, running, resolved or failed.';
+COMMENT ON COLUMN drift.event_status_counts.events IS 'Events that entered (positive) or left (negative) the status.';
+INSERT INTO drift.event_status_counts (status, events) SELECT status, count(*) FROM drift.drift_events GROUP BY status;
+
 
 -- repeatable 10_settings.sql
 
@@ -1655,6 +1667,7 @@ BEGIN
         RETURN 0;
     END IF;
     PERFORM drift.fold_id_ranges();  -- the id spans of the log's partition steps (36_id_ranges.sql)
+    PERFORM drift.fold_event_status_counts();  -- events per status for /metrics (80_queue.sql)
     RETURN drift.fold_deltas('drift.embedding_rollup', 'drift.embedding_rollup_delta')
          + drift.fold_deltas('drift.interaction_rollup', 'drift.interaction_rollup_delta');
 END $$;
@@ -3961,6 +3974,64 @@ $$;
 COMMENT ON FUNCTION drift.rollback_prompt(text) IS
     'Makes the version before the active one active again and returns it; repeated calls walk further back. Raises when there is nothing to roll back to.';
 
+-- Events per status for /metrics, counted as statuses change (drift.event_status_counts,
+-- migration 0014): appended deltas, never an updated counter row, so a claim or an
+-- evaluation raising events never waits on another transaction's count.
+CREATE OR REPLACE FUNCTION drift.count_event_statuses() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO drift.event_status_counts (status, events)
+        SELECT n.status, count(*) FROM new_rows n GROUP BY n.status;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO drift.event_status_counts (status, events)
+        SELECT o.status, -count(*) FROM old_rows o GROUP BY o.status;
+    ELSE
+        -- Most updates (lease renewals) change no status: nothing is written.
+        INSERT INTO drift.event_status_counts (status, events)
+        SELECT c.status, sum(c.sign) FROM (
+            SELECT o.status, -1 AS sign FROM old_rows o
+            UNION ALL SELECT n.status, 1 FROM new_rows n
+        ) c
+        GROUP BY c.status HAVING sum(c.sign) <> 0;
+    END IF;
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION drift.count_event_statuses() IS 'After a write to drift_events: appends the change of events per status to drift.event_status_counts.';
+CREATE OR REPLACE TRIGGER drift_events_count_insert AFTER INSERT ON drift.drift_events
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION drift.count_event_statuses();
+CREATE OR REPLACE TRIGGER drift_events_count_update AFTER UPDATE ON drift.drift_events
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION drift.count_event_statuses();
+CREATE OR REPLACE TRIGGER drift_events_count_delete AFTER DELETE ON drift.drift_events
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION drift.count_event_statuses();
+
+CREATE OR REPLACE FUNCTION drift.fold_event_status_counts() RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    k bigint;
+BEGIN
+    -- Deltas appended meanwhile are not seen by the DELETE and stay for the next fold.
+    WITH moved AS (DELETE FROM drift.event_status_counts RETURNING *)
+    INSERT INTO drift.event_status_counts (status, events)
+    SELECT m.status, sum(m.events) FROM moved m GROUP BY m.status HAVING sum(m.events) <> 0;
+    GET DIAGNOSTICS k = ROW_COUNT;
+    RETURN k;
+END $$;
+COMMENT ON FUNCTION drift.fold_event_status_counts() IS 'Folds the status deltas into one row per status (drift.compact_rollups calls it, one session at a time); returns the rows written.';
+
+CREATE OR REPLACE VIEW drift.event_status_totals AS
+SELECT s.status, coalesce(sum(c.events), 0)::bigint AS events
+FROM unnest('{pending,running,resolved,failed}'::text[]) AS s(status)
+LEFT JOIN drift.event_status_counts AS c ON c.status = s.status
+GROUP BY s.status;
+COMMENT ON VIEW drift.event_status_totals IS 'Drift events per status now (driftloop_events), from the deltas of drift.event_status_counts: as many rows to read as status changes since the last fold, not one per event.';
+COMMENT ON COLUMN drift.event_status_totals.status IS 'pending, running, resolved or failed.';
+COMMENT ON COLUMN drift.event_status_totals.events IS 'Events in that status.';
+
 
 -- repeatable 90_simulation.sql
 
@@ -4193,5 +4264,5 @@ END $$;
 
 CREATE TABLE IF NOT EXISTS drift.alembic_version (version_num varchar(32) NOT NULL CONSTRAINT alembic_version_pkc PRIMARY KEY);
 INSERT INTO drift.alembic_version (version_num) VALUES ('0014_reliability');
-INSERT INTO drift.code_layer (digest) VALUES ('c8fb772675ad9fe7c15adcbfb23dddf99a1f5270e19ec00e708a9684ed5e5b07');
+INSERT INTO drift.code_layer (digest) VALUES ('37a19c99fa1ca330505a9b3080e3f9d933e23f3d4d544a88e458a144b33c3456');
 COMMIT;

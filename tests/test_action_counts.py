@@ -1,10 +1,12 @@
-"""The action metrics of /metrics are counted as runs are written, not recounted at each scrape.
+"""The action and event metrics of /metrics are counted as they change, not recounted at each scrape.
 
 `driftloop_actions_total` and the duration and reaction histograms come from
 drift.action_outcomes, drift.action_duration_histogram and drift.event_reaction_histogram.
 They read drift.action_run_counts, which triggers on drift.action_runs keep, so a scrape
 reads a few dozen rows however many runs there are (bench.scrape measures it); the values
-are those of a recount over every run.
+are those of a recount over every run. `driftloop_events{status}` likewise reads
+drift.event_status_totals: deltas appended as events change status, folded by
+drift.compact_rollups.
 """
 
 from __future__ import annotations
@@ -88,6 +90,32 @@ def test_the_counters_equal_a_recount_of_every_run(conn: psycopg.Connection[Any]
     reactions = "SELECT le, events, seconds_sum FROM drift.event_reaction_histogram ORDER BY 1"
     assert rounded(conn.execute(reactions).fetchall()) == rounded(conn.execute(RECOUNT_REACTIONS).fetchall())
     assert conn.execute("SELECT events FROM drift.event_reaction_histogram WHERE le = 'Infinity'").fetchone() == (7,)
+
+
+def test_events_per_status_follow_every_transition(conn: psycopg.Connection[Any], db_url: str) -> None:
+    def totals() -> dict[str, int]:
+        return dict(conn.execute("SELECT status, events FROM drift.event_status_totals").fetchall())
+
+    def recount() -> dict[str, int]:
+        counted = dict(conn.execute("SELECT status, count(*) FROM drift.drift_events GROUP BY 1").fetchall())
+        return {s: counted.get(s, 0) for s in ("pending", "running", "resolved", "failed")}
+
+    ids = insert_events(conn, [f"m{i}" for i in range(5)])
+    store = Store(db_url, "worker-a", lease_s=30, pool_size=2)
+    try:
+        events = store.claim(3)
+        store.extend_leases([e.id for e in events])  # no status change: nothing appended
+        store.resolve(events[0].id, {"worker": "worker-a"})
+        store.fail_attempt(events[1].id, "boom", delay_s=0, permanent=True, resolution={})
+        assert totals() == recount() == {"pending": 2, "running": 1, "resolved": 1, "failed": 1}
+    finally:
+        store.close()
+    conn.execute("SELECT drift.retry_event(%s)", (events[1].id,))
+    conn.execute("DELETE FROM drift.drift_events WHERE id = %s", (ids[4],))  # a pending one
+    assert totals() == recount()
+    conn.execute("SELECT drift.compact_rollups()")  # folds the deltas: one row per status
+    assert conn.execute("SELECT count(*) = count(DISTINCT status) FROM drift.event_status_counts").fetchone() == (True,)
+    assert totals() == recount() == {"pending": 2, "running": 1, "resolved": 1, "failed": 0}
 
 
 def test_a_scrape_reads_no_action_run(conn: psycopg.Connection[Any]) -> None:

@@ -73,3 +73,15 @@ FROM (SELECT greatest(date_part('epoch', f.started_at - e.created_at), 0) AS d
       JOIN drift.drift_events e ON e.id = f.event_id) x,
      (SELECT '{0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,300,900,3600}'::float8[] AS bounds) b
 GROUP BY 4;
+
+-- 4. drift.event_status_counts: events per status as appended deltas (+1/-1 per transition,
+--    written by triggers on drift_events, folded by drift.compact_rollups), so /metrics sums a
+--    few rows instead of counting every event ever raised.
+CREATE TABLE drift.event_status_counts (
+    status text NOT NULL,
+    events bigint NOT NULL
+);
+COMMENT ON TABLE drift.event_status_counts IS 'Events per status as deltas: the sum of events per status is the number of drift_events in it. Appended by triggers on drift_events (no row is updated, so claims never wait on a counter), folded to one row per status by drift.fold_event_status_counts(). Read by drift.event_status_totals.';
+COMMENT ON COLUMN drift.event_status_counts.status IS 'pending, running, resolved or failed.';
+COMMENT ON COLUMN drift.event_status_counts.events IS 'Events that entered (positive) or left (negative) the status.';
+INSERT INTO drift.event_status_counts (status, events) SELECT status, count(*) FROM drift.drift_events GROUP BY status;

@@ -292,3 +292,61 @@ END
 $$;
 COMMENT ON FUNCTION drift.rollback_prompt(text) IS
     'Makes the version before the active one active again and returns it; repeated calls walk further back. Raises when there is nothing to roll back to.';
+
+-- Events per status for /metrics, counted as statuses change (drift.event_status_counts,
+-- migration 0014): appended deltas, never an updated counter row, so a claim or an
+-- evaluation raising events never waits on another transaction's count.
+CREATE OR REPLACE FUNCTION drift.count_event_statuses() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO drift.event_status_counts (status, events)
+        SELECT n.status, count(*) FROM new_rows n GROUP BY n.status;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO drift.event_status_counts (status, events)
+        SELECT o.status, -count(*) FROM old_rows o GROUP BY o.status;
+    ELSE
+        -- Most updates (lease renewals) change no status: nothing is written.
+        INSERT INTO drift.event_status_counts (status, events)
+        SELECT c.status, sum(c.sign) FROM (
+            SELECT o.status, -1 AS sign FROM old_rows o
+            UNION ALL SELECT n.status, 1 FROM new_rows n
+        ) c
+        GROUP BY c.status HAVING sum(c.sign) <> 0;
+    END IF;
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION drift.count_event_statuses() IS 'After a write to drift_events: appends the change of events per status to drift.event_status_counts.';
+CREATE OR REPLACE TRIGGER drift_events_count_insert AFTER INSERT ON drift.drift_events
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION drift.count_event_statuses();
+CREATE OR REPLACE TRIGGER drift_events_count_update AFTER UPDATE ON drift.drift_events
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION drift.count_event_statuses();
+CREATE OR REPLACE TRIGGER drift_events_count_delete AFTER DELETE ON drift.drift_events
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION drift.count_event_statuses();
+
+CREATE OR REPLACE FUNCTION drift.fold_event_status_counts() RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    k bigint;
+BEGIN
+    -- Deltas appended meanwhile are not seen by the DELETE and stay for the next fold.
+    WITH moved AS (DELETE FROM drift.event_status_counts RETURNING *)
+    INSERT INTO drift.event_status_counts (status, events)
+    SELECT m.status, sum(m.events) FROM moved m GROUP BY m.status HAVING sum(m.events) <> 0;
+    GET DIAGNOSTICS k = ROW_COUNT;
+    RETURN k;
+END $$;
+COMMENT ON FUNCTION drift.fold_event_status_counts() IS 'Folds the status deltas into one row per status (drift.compact_rollups calls it, one session at a time); returns the rows written.';
+
+CREATE OR REPLACE VIEW drift.event_status_totals AS
+SELECT s.status, coalesce(sum(c.events), 0)::bigint AS events
+FROM unnest('{pending,running,resolved,failed}'::text[]) AS s(status)
+LEFT JOIN drift.event_status_counts AS c ON c.status = s.status
+GROUP BY s.status;
+COMMENT ON VIEW drift.event_status_totals IS 'Drift events per status now (driftloop_events), from the deltas of drift.event_status_counts: as many rows to read as status changes since the last fold, not one per event.';
+COMMENT ON COLUMN drift.event_status_totals.status IS 'pending, running, resolved or failed.';
+COMMENT ON COLUMN drift.event_status_totals.events IS 'Events in that status.';

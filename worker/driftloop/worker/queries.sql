@@ -75,7 +75,8 @@ SELECT status, claimed_by, lease_expires_at FROM drift.drift_events WHERE id = %
 -- Everything /metrics reads from the database, in one statement (one snapshot) of rows
 -- (family, a, b, c, le, value): the drift views; events per status; the oldest pending
 -- event's age; each model's last evaluation; action runs by outcome; and the cumulative
--- buckets of the two histograms counted in SQL (le = +Inf carries the count, c the sum).
+-- buckets of the two histograms (le = +Inf carries the count, c the sum). Events and runs
+-- are read from counters kept as they are written, never counted one by one here.
 -- Reads views and drift_events only (what driftloop_reader may read).
 WITH status AS MATERIALIZED (
     SELECT model, kind, metric, score, threshold, p_value, CASE WHEN drifted THEN 1.0 ELSE 0.0 END AS drifted
@@ -87,10 +88,7 @@ UNION ALL SELECT 'threshold', model, kind, metric, NULL, threshold FROM status W
 UNION ALL SELECT 'p_value', model, kind, metric, NULL, p_value FROM status WHERE p_value IS NOT NULL
 UNION ALL SELECT 'drifted', model, kind, metric, NULL, drifted FROM status
 UNION ALL
-SELECT 'events', s.status, NULL, NULL, NULL, count(e.id)::float8
-FROM unnest('{pending,running,resolved,failed}'::text[]) AS s(status)
-LEFT JOIN drift.drift_events AS e ON e.status = s.status
-GROUP BY s.status
+SELECT 'events', status, NULL, NULL, NULL, events::float8 FROM drift.event_status_totals
 UNION ALL
 SELECT 'oldest_pending', NULL, NULL, NULL, NULL,
     coalesce(greatest(extract(epoch FROM now() - min(created_at)), 0), 0)::float8
