@@ -3677,6 +3677,42 @@ COMMENT ON COLUMN drift.event_reaction_histogram.events IS 'Events whose first a
 COMMENT ON COLUMN drift.event_reaction_histogram.seconds_sum IS 'Their total reaction time in seconds (at le = Infinity: the histogram''s sum).';
 
 
+-- repeatable 77_history_retention.sql
+
+-- Retention of what every evaluation leaves behind: drift.evaluation_history gets one row per
+-- model, metric and bucket each time drift.evaluate() runs (a minute apart: ~1,440 rows per
+-- metric and day), for as long as the logs are kept and beyond. `driftloop db prune
+-- --older-than AGE` deletes it with the log partitions of that age. Each metric's latest
+-- evaluation stays however old, so /metrics still knows when a model was last evaluated
+-- (drift.evaluation_freshness) and dashboards still show its last score.
+
+CREATE OR REPLACE FUNCTION drift.prune_history(p_older_than interval)
+RETURNS TABLE (history text, before timestamptz, rows_deleted bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    cutoff timestamptz;
+BEGIN
+    IF p_older_than IS NULL OR p_older_than < interval '1 hour' THEN
+        RAISE EXCEPTION 'prune_history: the age must be at least 1 hour (got %)', p_older_than
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    cutoff := now() - p_older_than;
+    -- By the data clock (as_of), as the logs are pruned by created_at.
+    DELETE FROM drift.evaluation_history h
+    WHERE h.as_of < cutoff
+      AND EXISTS (SELECT 1 FROM drift.evaluation_history n
+                  WHERE n.model = h.model AND n.kind = h.kind AND n.metric = h.metric AND n.as_of > h.as_of);
+    history := 'evaluation_history';
+    before := cutoff;
+    GET DIAGNOSTICS rows_deleted = ROW_COUNT;
+    RETURN NEXT;
+END $$;
+COMMENT ON FUNCTION drift.prune_history(interval) IS 'Retention of the per-evaluation history: deletes the drift.evaluation_history rows evaluated (as_of) more than p_older_than ago, except the latest of each model and metric. Returns the rows deleted per table. Called by driftloop db prune with drift.prune_logs.';
+REVOKE EXECUTE ON FUNCTION drift.prune_history(interval) FROM PUBLIC;
+
+
 -- repeatable 80_queue.sql
 
 -- The drift_events queue: every state transition the worker makes is one function here, and
@@ -4264,5 +4300,5 @@ END $$;
 
 CREATE TABLE IF NOT EXISTS drift.alembic_version (version_num varchar(32) NOT NULL CONSTRAINT alembic_version_pkc PRIMARY KEY);
 INSERT INTO drift.alembic_version (version_num) VALUES ('0014_reliability');
-INSERT INTO drift.code_layer (digest) VALUES ('37a19c99fa1ca330505a9b3080e3f9d933e23f3d4d544a88e458a144b33c3456');
+INSERT INTO drift.code_layer (digest) VALUES ('e05b784026a793cccae530d30c7fbd146eacb86fbd99e3dfe51bbac1f9329d6d');
 COMMIT;
