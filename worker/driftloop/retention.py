@@ -4,8 +4,8 @@ The logs are partitioned by time (migration 0011_partitions); retention drops wh
 partitions, which costs a catalog update instead of a DELETE of every row (no bloat, no
 vacuum debt). The rollups, baselines, events and model versions stay, so detection and the
 history in Grafana go on unchanged. What each evaluation leaves (drift.evaluation_history)
-goes with the logs of the same age, but for each metric's latest evaluation. Old rollup buckets are folded to hourly rows on the way
-(the `rollup_hourly_after` setting).
+goes with the logs of the same age, but for each metric's latest evaluation. Old rollup
+buckets are folded to hourly rows on the way (the `rollup_hourly_after` setting).
 """
 
 from __future__ import annotations
