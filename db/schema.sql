@@ -3807,12 +3807,22 @@ AS $$
         SET lease_expires_at = now() + make_interval(secs => p_lease_s), lease_renewed_at = now()
         WHERE e.id = (SELECT drift.hold_event(p_event_id, p_worker))
         RETURNING e.id, e.attempts
+    ), started AS (
+        -- A retry after a lost reply (the server restarted after the commit) finds its run
+        -- instead of leaving it running forever beside a second one.
+        SELECT r.id FROM drift.action_runs r JOIN held ON r.event_id = held.id AND r.attempt = held.attempts
+        WHERE r.action = p_action AND r.worker = p_worker AND r.outcome = 'running'
+    ), inserted AS (
+        INSERT INTO drift.action_runs (event_id, action, action_type, attempt, worker)
+        SELECT held.id, p_action, p_action_type, held.attempts, p_worker FROM held
+        WHERE NOT EXISTS (SELECT 1 FROM started)
+        RETURNING id
     )
-    INSERT INTO drift.action_runs (event_id, action, action_type, attempt, worker)
-    SELECT held.id, p_action, p_action_type, held.attempts, p_worker FROM held
-    RETURNING id
+    SELECT id FROM started
+    UNION ALL
+    SELECT id FROM inserted
 $$;
-COMMENT ON FUNCTION drift.start_run(bigint, text, text, text, double precision) IS 'Records the start of an action run for an event p_worker holds and renews its lease for p_lease_s seconds; returns the run id (NULL: the event is no longer held).';
+COMMENT ON FUNCTION drift.start_run(bigint, text, text, text, double precision) IS 'Records the start of an action run for an event p_worker holds and renews its lease for p_lease_s seconds; returns the run id (NULL: the event is no longer held). Idempotent within an attempt: called again, it returns the run already started.';
 
 CREATE OR REPLACE FUNCTION drift.finish_run(p_event_id bigint, p_worker text, p_run_id bigint, p_outcome text,
     p_output jsonb, p_error text)
@@ -4300,5 +4310,5 @@ END $$;
 
 CREATE TABLE IF NOT EXISTS drift.alembic_version (version_num varchar(32) NOT NULL CONSTRAINT alembic_version_pkc PRIMARY KEY);
 INSERT INTO drift.alembic_version (version_num) VALUES ('0014_reliability');
-INSERT INTO drift.code_layer (digest) VALUES ('e05b784026a793cccae530d30c7fbd146eacb86fbd99e3dfe51bbac1f9329d6d');
+INSERT INTO drift.code_layer (digest) VALUES ('baa95a22aa97c6a6f274b418ecb3bd407886069b028182e3c9862e9fbc084e36');
 COMMIT;

@@ -100,6 +100,7 @@ def test_recording_a_result_twice_is_not_a_lost_lease(conn: psycopg.Connection[A
     try:
         [event] = store.claim(10)
         run_id = store.start_run(event, "log_it", "command")
+        assert store.start_run(event, "log_it", "command") == run_id  # no second run left running
         store.finish_run(event_id, run_id, "succeeded", {"exit_code": 0}, None)
         store.finish_run(event_id, run_id, "succeeded", {"exit_code": 0}, None)  # the retry: no LeaseLost
         store.resolve(event_id, {"worker": "worker-a"})
