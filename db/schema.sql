@@ -1983,9 +1983,10 @@ GRANT EXECUTE ON FUNCTION drift.ensure_partitions(timestamptz, boolean) TO drift
 -- drift.interaction_id_ranges (migration 0014) keeps the span of ids written into each
 -- partition step; drift.interaction_steps(id) reads the step(s) an id can be in, and the
 -- label's UPDATE adds `created_at >= starts AND created_at < ends`, which the planner prunes
--- to one partition. Ids come from one sequence and grow with insertion time, so the steps'
--- spans rarely overlap: at a step's edge (concurrent writers), or for a back-fill written
--- into an old step, an id may have two candidate steps, tried newest first.
+-- to one partition. Ids come from one sequence and grow with insertion time; a step keeps
+-- one span per run of ids written into it (a back-fill into an old step adds a span), so
+-- spans overlap only where writers interleave steps (at a step's edge): an id then has two
+-- candidate steps, tried newest first.
 
 CREATE OR REPLACE FUNCTION drift.record_id_ranges() RETURNS trigger
 LANGUAGE plpgsql
@@ -2034,19 +2035,32 @@ BEGIN
     IF p_before IS NOT NULL THEN
         DELETE FROM drift.interaction_id_ranges r WHERE r.ends <= p_before;
     END IF;
-    WITH steps AS (
-        SELECT r.starts, r.ends FROM drift.interaction_id_ranges r GROUP BY 1, 2 HAVING count(*) > 1
-    ), moved AS (
-        DELETE FROM drift.interaction_id_ranges r USING steps s
-        WHERE r.starts = s.starts AND r.ends = s.ends
-        RETURNING r.*
+    -- Spans next to each other in id order that belong to the same step become one; a span
+    -- of another step in between keeps them apart. (A back-fill written model by model puts
+    -- each model's block of ids into every step: merged into one span per step, every step
+    -- would overlap every other, and a label would try them all.)
+    WITH ordered AS (
+        SELECT r.starts, r.ends, r.min_id, r.max_id,
+            (r.starts, r.ends) IS DISTINCT FROM (lag(r.starts) OVER w, lag(r.ends) OVER w) AS new_island
+        FROM drift.interaction_id_ranges r
+        WINDOW w AS (ORDER BY r.min_id, r.max_id)
+    ), islands AS (
+        SELECT o.*, sum(o.new_island::int) OVER (ORDER BY o.min_id, o.max_id) AS island FROM ordered o
+    ), merged AS (
+        SELECT i.starts, i.ends, min(i.min_id) AS min_id, max(i.max_id) AS max_id, count(*) AS spans
+        FROM islands i GROUP BY i.island, i.starts, i.ends
+    ), folded AS (
+        SELECT * FROM merged WHERE spans > 1
+    ), moved AS (  -- every span deleted lies inside the span written for its step
+        DELETE FROM drift.interaction_id_ranges r USING folded f
+        WHERE r.starts = f.starts AND r.ends = f.ends AND r.min_id >= f.min_id AND r.max_id <= f.max_id
     )
     INSERT INTO drift.interaction_id_ranges (starts, ends, min_id, max_id)
-    SELECT m.starts, m.ends, min(m.min_id), max(m.max_id) FROM moved m GROUP BY 1, 2;
+    SELECT f.starts, f.ends, f.min_id, f.max_id FROM folded f;
     GET DIAGNOSTICS k = ROW_COUNT;
     RETURN k;
 END $$;
-COMMENT ON FUNCTION drift.fold_id_ranges(timestamptz) IS 'Merges the id spans of each partition step into one row (drift.compact_rollups calls it); with p_before also forgets the steps that ended by then (drift.prune_logs). Returns the steps merged.';
+COMMENT ON FUNCTION drift.fold_id_ranges(timestamptz) IS 'Merges the id spans of a partition step that follow each other in id order (drift.compact_rollups calls it, one session at a time); with p_before also forgets the steps that ended by then (drift.prune_logs). Returns the spans written.';
 
 
 -- repeatable 40_statistics.sql
@@ -4310,5 +4324,5 @@ END $$;
 
 CREATE TABLE IF NOT EXISTS drift.alembic_version (version_num varchar(32) NOT NULL CONSTRAINT alembic_version_pkc PRIMARY KEY);
 INSERT INTO drift.alembic_version (version_num) VALUES ('0014_reliability');
-INSERT INTO drift.code_layer (digest) VALUES ('baa95a22aa97c6a6f274b418ecb3bd407886069b028182e3c9862e9fbc084e36');
+INSERT INTO drift.code_layer (digest) VALUES ('75bbbc1676a0bffc7a2a04e758c1ba280292e24c34a057467f4790d5e4e8f4f0');
 COMMIT;

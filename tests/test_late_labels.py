@@ -98,15 +98,30 @@ def test_a_back_filled_row_is_found_in_its_old_partition(conn: psycopg.Connectio
         "INSERT INTO drift.interaction_log (model, created_at, response) VALUES ('bot', %s, 'ok') RETURNING id",
         (old_day + timedelta(hours=20),),
     ).fetchall()
-    conn.execute("SELECT drift.compact_rollups()")  # folds the id spans: one row per step
-    assert conn.execute(
-        "SELECT count(*) = count(DISTINCT (starts, ends)) FROM drift.interaction_id_ranges"
-    ).fetchone() == (True,)
+    conn.execute("SELECT drift.compact_rollups()")  # folds the id spans that follow each other
+    # Its day keeps two spans (its traffic's, and the late row's far beyond the newer days').
+    spans = conn.execute(
+        "SELECT count(*) FROM drift.interaction_id_ranges WHERE starts = %s", (old_day,)
+    ).fetchone()
+    assert spans == (2,)
+    assert conn.execute("SELECT starts FROM drift.interaction_steps(%s)", (late_id,)).fetchall() == [(old_day,)]
     with driftloop.connect(db_url) as dl:
         assert dl.label(late_id, correct=True)["correct"] is True
-    # The old step's span now reaches over the newer days' ids: a label there may try two steps.
-    steps = conn.execute("SELECT starts FROM drift.interaction_steps(%s)", (late_id,)).fetchall()
-    assert (old_day,) in steps and len(steps) <= 2
+
+
+def test_a_history_back_filled_model_by_model_keeps_one_step_per_id(conn: psycopg.Connection[Any]) -> None:
+    """Each model's days written in turn: every day gets two blocks of ids, far apart."""
+    for model in ("a-bot", "b-bot"):
+        conn.execute(
+            """INSERT INTO drift.interaction_log (model, created_at, response)
+               SELECT %s, %s::timestamptz - d * interval '1 day', 'ok' FROM generate_series(20, 1, -1) d""",
+            (model, midnight()),
+        )
+    conn.execute("SELECT drift.compact_rollups()")
+    assert conn.execute("SELECT count(*) FROM drift.interaction_id_ranges").fetchone() == (40,)  # 2 spans a day
+    ids = [r[0] for r in conn.execute("SELECT id FROM drift.interaction_log").fetchall()]
+    candidates = [len(conn.execute("SELECT 1 FROM drift.interaction_steps(%s)", (i,)).fetchall()) for i in ids]
+    assert set(candidates) == {1}
 
 
 def test_pruning_forgets_the_id_spans_of_dropped_partitions(conn: psycopg.Connection[Any]) -> None:

@@ -207,7 +207,9 @@ class Client:
             with conn.transaction():
                 steps = cur.execute(sql("interaction_steps"), {"id": interaction_id}).fetchall()
                 for step in steps:  # almost always one
-                    row = cur.execute(sql("label_interaction"), {**params, **step}).fetchone()
+                    # Never prepared: a prepared statement soon runs a generic plan, which cannot
+                    # prune at plan time and opens and locks every partition at each execution.
+                    row = cur.execute(sql("label_interaction"), {**params, **step}, prepare=False).fetchone()
                     if row is not None:
                         return {"interaction_id": row["id"], "feedback": row["feedback"], "correct": row["correct"]}
             raise InputError(f"no interaction with id {interaction_id}", field="interaction_id")
