@@ -301,10 +301,11 @@ BEGIN
     SELECT 'reaction', '', '', drift.histogram_bin(x.seconds, drift.event_reaction_bounds()), count(*), sum(x.seconds)
     FROM (
         SELECT greatest(date_part('epoch', f.started_at - e.created_at), 0) AS seconds
-        FROM (SELECT n.event_id, min(n.started_at) AS started_at FROM new_rows n GROUP BY n.event_id) f
+        FROM (SELECT n.event_id, min(n.started_at) AS started_at, min(n.id) AS first_id
+              FROM new_rows n GROUP BY n.event_id) f
         JOIN drift.drift_events e ON e.id = f.event_id
-        WHERE NOT EXISTS (SELECT 1 FROM drift.action_runs r
-                          WHERE r.event_id = f.event_id AND r.id NOT IN (SELECT n.id FROM new_rows n))
+        -- No run of the event before these (ids grow; one worker at a time writes an event's runs).
+        WHERE NOT EXISTS (SELECT 1 FROM drift.action_runs r WHERE r.event_id = f.event_id AND r.id < f.first_id)
     ) x
     GROUP BY 4
     ORDER BY 4
