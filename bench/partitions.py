@@ -4,7 +4,7 @@ Cases, all in one run so the ratios compare like with like on a shared machine:
 - `1_day` and `90_days`: the same models, one with a single day of history, one with 90
   daily partitions full of rows. Measured in each: ingest rows/s (SDK batches of
   interactions with 384-d embeddings, today's partition), `drift.evaluate()` seconds, and a
-  late label: the SDK's `label()` (the id's partition step first, then an update pruned to
+  late label: the SDK's `feedback()` (the id's partition step first, then an update pruned to
   that partition), and, for comparison, `UPDATE ... WHERE id = ...` by id alone, which plans
   and probes every partition's primary key. Ratios are 1_day / 90_days speed (1.0 = no
   slowdown).
@@ -123,7 +123,7 @@ def case(url: str, days: int, rows_per_day: int, repeats: int) -> dict[str, floa
             # autovacuum of the history just written, other jobs on the machine).
             turns: dict[str, list[float]] = {"sdk": [], "by_id": []}
             for _ in range(repeats * 20 + 1):
-                for name, fn in (("sdk", lambda: client.label(ids[next(k) % len(ids)], feedback=1)),
+                for name, fn in (("sdk", lambda: client.feedback(ids[next(k) % len(ids)], feedback=1)),
                                  ("by_id", label_by_id_alone)):  # fmt: skip
                     began = time.perf_counter()
                     fn()

@@ -1,7 +1,7 @@
 """A late label by id touches one log partition, however many days are kept.
 
 interaction_log is partitioned by created_at, and a label names its row by id alone:
-`UPDATE ... WHERE id = $1` plans and probes every partition. The SDK's `label()` (and the
+`UPDATE ... WHERE id = $1` plans and probes every partition. The SDK's `feedback()` (and the
 `feedback` edge function) look up the partition step of the id first
 (`drift.interaction_steps`) and update with that created_at range, which the planner prunes
 to one partition: shown by the plan, not by a timing.
@@ -70,14 +70,14 @@ def test_a_late_label_touches_one_partition(conn: psycopg.Connection[Any], db_ur
     assert len(by_id_alone) > DAYS
 
     with driftloop.connect(db_url) as dl:
-        assert dl.label(row_id, correct=False) == {"interaction_id": row_id, "feedback": None, "correct": False}
-        assert dl.label(row_id, feedback=-1) == {"interaction_id": row_id, "feedback": -1, "correct": False}
+        assert dl.feedback(row_id, correct=False) == {"interaction_id": row_id, "feedback": None, "correct": False}
+        assert dl.feedback(row_id, feedback=-1) == {"interaction_id": row_id, "feedback": -1, "correct": False}
         with pytest.raises(InputError, match="no interaction with id"):
-            dl.label(10**12, correct=True)
+            dl.feedback(10**12, correct=True)
         with pytest.raises(InputError, match="nothing to update"):
-            dl.label(row_id)
+            dl.feedback(row_id)
         with pytest.raises(InputError, match="-1, 0 or 1"):
-            dl.label(row_id, feedback=5)
+            dl.feedback(row_id, feedback=5)
     assert conn.execute("SELECT feedback, correct FROM drift.interaction_log WHERE id = %s", (row_id,)).fetchone() == (
         -1,
         False,
@@ -106,7 +106,7 @@ def test_a_back_filled_row_is_found_in_its_old_partition(conn: psycopg.Connectio
     assert spans == (2,)
     assert conn.execute("SELECT starts FROM drift.interaction_steps(%s)", (late_id,)).fetchall() == [(old_day,)]
     with driftloop.connect(db_url) as dl:
-        assert dl.label(late_id, correct=True)["correct"] is True
+        assert dl.feedback(late_id, correct=True)["correct"] is True
 
 
 def test_a_history_back_filled_model_by_model_keeps_one_step_per_id(conn: psycopg.Connection[Any]) -> None:

@@ -4,7 +4,7 @@ import driftloop
 dl = driftloop.connect()              # DATABASE_URL, .env, or the embedded server
 ids = dl.log_interactions([{"model": "support-bot", "prompt": "...", "response": "..."}])
 dl.log_embeddings("support-bot", vectors, interaction_ids=ids)
-dl.label(ids[0], correct=False)       # a late label (or feedback=-1/0/1)
+dl.feedback(ids[0], correct=False)    # a late label (or feedback=-1/0/1)
 events = dl.evaluate()
 """
 
@@ -39,7 +39,6 @@ INTERACTION_TYPES = (
 )  # fmt: skip
 DRIFT_KINDS = ("embedding", "behavior", "accuracy")
 sql = named_sql.beside(__file__, "client.sql")
-_UNSET: Any = object()  # a label field not given (None is a value: it clears the field)
 
 
 class Client:
@@ -179,27 +178,30 @@ class Client:
 
         return self._call("log_embeddings", work)
 
-    def label(self, interaction_id: int, *, feedback: Any = _UNSET, correct: Any = _UNSET) -> dict[str, Any]:
+    def feedback(
+        self, interaction_id: int, *, feedback: int | None = None, correct: bool | None = None
+    ) -> dict[str, Any]:
         """Late feedback (-1, 0, 1) and/or a label (`correct`) for a logged interaction.
 
-        A field not given keeps its value (None clears it). Returns the row's id, feedback and
-        correct. The row is found by its id's partition step, so the update touches one
-        partition however many days are kept. An id that was never logged is an InputError.
+        The fields given are set, the others keep their value. Returns the row's id, feedback
+        and correct (as the `feedback` edge function and the Supabase client do). The row is
+        found through its id's partition step, so the update touches one partition however
+        many days are kept. An id that was never logged is an InputError.
         """
         if isinstance(interaction_id, bool) or not isinstance(interaction_id, int) or interaction_id < 1:
             raise InputError(f"must be a positive integer, got {interaction_id!r}", field="interaction_id")
-        if feedback is _UNSET and correct is _UNSET:
+        if feedback is None and correct is None:
             raise InputError("nothing to update: give feedback and/or correct", field="feedback")
-        if feedback not in (_UNSET, None) and (isinstance(feedback, bool) or feedback not in (-1, 0, 1)):
+        if feedback is not None and (isinstance(feedback, bool) or feedback not in (-1, 0, 1)):
             raise InputError(f"must be -1, 0 or 1, got {feedback!r}", field="feedback")
-        if correct is not _UNSET and correct is not None and not isinstance(correct, bool):
-            raise InputError(f"must be true, false or None, got {correct!r}", field="correct")
+        if correct is not None and not isinstance(correct, bool):
+            raise InputError(f"must be true or false, got {correct!r}", field="correct")
         params = {
             "id": interaction_id,
-            "set_feedback": feedback is not _UNSET,
-            "feedback": None if feedback is _UNSET or feedback is None else int(feedback),
-            "set_correct": correct is not _UNSET,
-            "correct": None if correct is _UNSET else correct,
+            "set_feedback": feedback is not None,
+            "feedback": None if feedback is None else int(feedback),
+            "set_correct": correct is not None,
+            "correct": correct,
         }
 
         def work(conn: psycopg.Connection[Any], attempt: Attempt) -> dict[str, Any]:
@@ -215,7 +217,7 @@ class Client:
             raise InputError(f"no interaction with id {interaction_id}", field="interaction_id")
 
         # Setting the same values twice is harmless: a retry after a lost COMMIT is safe.
-        return self._call("label", work)
+        return self._call("feedback", work)
 
     # -- drift -----------------------------------------------------------------------------
     def set_baseline(
