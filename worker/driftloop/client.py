@@ -103,19 +103,20 @@ class Client:
         if not checked:
             return []
         batch_key = uuid.uuid4()
-        allocated: list[int] = []
 
         def work(conn: psycopg.Connection[Any], attempt: Attempt) -> list[int]:
             with conn.transaction():
-                if not allocated:
-                    # Ids and created_at are fixed once: a retry writes exactly the same rows.
-                    now, new_ids = self._allocate_ids(conn, len(checked))
-                    allocated.extend(new_ids)
-                    for row, new_id in zip(checked, new_ids, strict=True):
-                        row["id"] = new_id
-                        row["created_at"] = row["created_at"] or now
+                # Each attempt takes ids of its own. An earlier attempt that died uncommitted in a
+                # crash may hold ids the server then hands out again (a sequence restarts from
+                # its last durable value): reusing them would log two rows, of two batches,
+                # under one id. created_at stays the first attempt's.
+                now, new_ids = self._allocate_ids(conn, len(checked))
                 if not self._claim_batch(conn, batch_key, "interaction", len(checked)):
-                    return self._interaction_ids(conn, checked)  # an earlier attempt committed it
+                    # An earlier attempt committed it: the rows still carry the ids it wrote.
+                    return self._interaction_ids(conn, checked)
+                for row, new_id in zip(checked, new_ids, strict=True):
+                    row["id"] = new_id
+                    row["created_at"] = row["created_at"] or now
                 try:
                     self._copy_interactions(conn, checked)
                 except psycopg.errors.UniqueViolation as exc:
