@@ -5,9 +5,10 @@ Cases, all in one run so the ratios compare like with like on a shared machine:
   daily partitions full of rows. Measured in each: ingest rows/s (SDK batches of
   interactions with 384-d embeddings, today's partition), `drift.evaluate()` seconds after a
   batch of new traffic (as every minute in production: the new bucket is scored) and again
-  with nothing new, and a late label `UPDATE ... WHERE id = ...` (a lookup by id alone
-  probes every partition's primary key). Both databases are built first, then every
-  operation is timed on each in turn (medians). Ratios are 1_day / 90_days speed (1.0 = no
+  with nothing new, and a late label: the SDK's `feedback()` (the id's partition step first,
+  then an update pruned to that partition), and, for comparison, `UPDATE ... WHERE id = ...`
+  by id alone, which plans and probes every partition's primary key. Both databases are built
+  first, then every operation is timed on each in turn (medians). Ratios are 1_day / 90_days speed (1.0 = no
   slowdown).
 - storage: bytes per logged interaction and per embedding row (384-d and 1536-d), and rollup
   bytes per model and day at minute buckets and after hourly compaction.
@@ -129,12 +130,22 @@ class Case:
         self.conn.execute("SELECT drift.ensure_partitions()").fetchone()
         return time.perf_counter() - start
 
-    def label(self) -> float:
+    def next_id(self) -> int:
         if not self.ids:
             sample = "SELECT id FROM drift.interaction_log ORDER BY random() LIMIT 200"
             self.ids = [r[0] for r in self.conn.execute(sample)]
         self.k += 1
-        row_id = self.ids[self.k % len(self.ids)]
+        return int(self.ids[self.k % len(self.ids)])
+
+    def label(self) -> float:
+        """The SDK's late label: the id's partition step first, then an update pruned to it."""
+        row_id = self.next_id()
+        start = time.perf_counter()
+        self.client.feedback(row_id, feedback=1)
+        return time.perf_counter() - start
+
+    def label_by_id_alone(self) -> float:
+        row_id = self.next_id()
         start = time.perf_counter()
         self.conn.execute("UPDATE drift.interaction_log SET feedback = 1 WHERE id = %s", (row_id,))
         return time.perf_counter() - start
@@ -163,6 +174,7 @@ def growth(one_day: Case, many: Case, repeats: int) -> tuple[dict[str, float], d
         ("row_by_row_embeddings_per_s", lambda c: c.row_by_row, repeats, None),
         ("ensure_partitions_ms", lambda c: c.ensure, repeats * 4, 1000.0),
         ("label_update_ms", lambda c: c.label, repeats * 20, 1000.0),
+        ("label_by_id_alone_ms", lambda c: c.label_by_id_alone, repeats * 20, 1000.0),
         ("evaluate_s", lambda c: c.evaluate_after_traffic, repeats * 6, 1.0),
         ("re_evaluate_s", lambda c: c.re_evaluate, repeats * 6, 1.0),
     ):
@@ -289,6 +301,7 @@ def main() -> None:
         "evaluate_speed": round(one["evaluate_s"] / many["evaluate_s"], 3),
         "re_evaluate_speed": round(one["re_evaluate_s"] / many["re_evaluate_s"], 3),
         "label_update_speed": round(one["label_update_ms"] / many["label_update_ms"], 3),
+        "label_by_id_alone_speed": round(one["label_by_id_alone_ms"] / many["label_by_id_alone_ms"], 3),
     }
     for dims in (384, 1536):
         with fresh_database() as url:

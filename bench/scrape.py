@@ -15,7 +15,13 @@ many resolved events are written first. `before_query_ms` times, in the same run
 scrape query as it was before those metrics moved into the database (drift views and
 event counts only); `scrape_over_before` is what the database-backed metrics cost.
 
-    python -m bench.scrape [--rows 1000000] [--dims 16] [--runs 20000]
+Phase "many_runs": `--more-runs` further runs (over a quarter as many events), then the
+same timings. The action metrics are counters kept as runs are written
+(drift.action_run_counts), so `runs_growth` (many_runs over large, scrape query) should
+stay near 1; `recount_query_ms` times, same run, what the action part of the scrape cost
+when it counted every run (the views before the counters).
+
+    python -m bench.scrape [--rows 1000000] [--dims 16] [--runs 20000] [--more-runs 1000000]
 """
 
 from __future__ import annotations
@@ -51,6 +57,23 @@ UNION ALL
 SELECT 'events', NULL, NULL, NULL, NULL, NULL, NULL, NULL, status, count(*)::float8
 FROM drift.drift_events
 GROUP BY status
+"""
+
+# The action part of the scrape when it counted every run (the views before the counters).
+RECOUNT_QUERY = """
+SELECT action, outcome, count(*)::float8 FROM drift.action_runs WHERE outcome <> 'running' GROUP BY 1, 2
+UNION ALL
+SELECT action, NULL, count(*)::float8 FROM (
+    SELECT action, width_bucket(date_part('epoch', finished_at - started_at), drift.action_duration_bounds()) AS b
+    FROM drift.action_runs WHERE outcome IN ('succeeded', 'failed', 'lease_lost') AND finished_at IS NOT NULL) d
+GROUP BY action, b
+UNION ALL
+SELECT NULL, NULL, count(*)::float8 FROM (
+    SELECT width_bucket(greatest(date_part('epoch', f.started_at - e.created_at), 0),
+                        drift.event_reaction_bounds()) AS b
+    FROM (SELECT event_id, min(started_at) AS started_at FROM drift.action_runs GROUP BY event_id) f
+    JOIN drift.drift_events e ON e.id = f.event_id) r
+GROUP BY b
 """
 
 
@@ -124,6 +147,8 @@ def measure(url: str, metrics_url: str) -> dict[str, float]:
         select1 = best_ms(lambda: conn.execute("SELECT 1").fetchone())
         scrape_query = best_ms(lambda: conn.execute(query("scrape")).fetchall())
         before_query = best_ms(lambda: conn.execute(BEFORE_QUERY).fetchall())
+        recount_query = best_ms(lambda: conn.execute(RECOUNT_QUERY).fetchall())
+        runs = conn.execute("SELECT count(*) FROM drift.action_runs").fetchone()[0]
         scrape_http = best_ms(lambda: http.get(metrics_url).raise_for_status())
         text = http.get(metrics_url).text
         if "driftloop_database_up 1.0" not in text:
@@ -135,6 +160,8 @@ def measure(url: str, metrics_url: str) -> dict[str, float]:
         "scrape_query_ms": scrape_query,
         "before_query_ms": before_query,
         "scrape_over_before": round(scrape_query / before_query, 2),
+        "action_runs": runs,
+        "recount_query_ms": recount_query,
         "scrape_http_ms": scrape_http,
         "score_series": series,
         "scrape_http_over_select1": round(scrape_http / select1, 1),
@@ -146,6 +173,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--dims", type=int, default=16)
     parser.add_argument("--runs", type=int, default=20_000)
+    parser.add_argument("--more-runs", type=int, default=1_000_000)
     args = parser.parse_args()
     with fresh_database() as url:
         port = free_port()
@@ -164,6 +192,8 @@ def main() -> None:
             small = measure(url, metrics_url)
             load_large = log(url, args.rows - small_rows, args.dims, 2, now - SPAN, SPAN * 9)
             large = measure(url, metrics_url)
+            log_action_runs(url, args.more_runs)
+            many_runs = measure(url, metrics_url)
         finally:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=30)
@@ -176,7 +206,10 @@ def main() -> None:
             "small": {**small, "load_s": round(load_small, 1)},
             "large": {**large, "load_s": round(load_large, 1)},
             "growth_large_over_small": round(growth, 2),
-            "target": "growth near 1 (scrape cost independent of rows logged)",
+            "many_runs": many_runs,
+            "runs_growth": round(many_runs["scrape_query_ms"] / large["scrape_query_ms"], 2),
+            "recount_growth": round(many_runs["recount_query_ms"] / large["recount_query_ms"], 2),
+            "target": "growth and runs_growth near 1 (scrape cost independent of rows logged and runs recorded)",
         }
     )
 

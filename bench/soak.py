@@ -12,7 +12,8 @@ immediate one, which is a crash plus recovery), a worker is SIGKILLed twice (res
 second later), and a writer is SIGKILLed while its COPY is running on the server.
 
 Then it checks, against the raw tables:
-- every acknowledged row is present exactly once (and its embedding exactly once);
+- every acknowledged row is present exactly once, under an id of its own (and its embedding
+  exactly once);
 - every event was processed exactly once (one line per event in the action's file, one
   succeeded run), and no action_runs row is left running;
 - the rollups equal a recomputation from the raw rows.
@@ -317,6 +318,11 @@ def check(url: str, work: Path) -> dict[str, Any]:
         out["rows_lost"] = sum(1 for tag in expected if tag not in counts)
         out["rows_duplicated"] = sum(c - 1 for c in counts.values() if c > 1)
         out["rows_unacknowledged_present"] = sum(1 for tag in counts if tag not in expected)
+        # Two rows under one id (an id reused after a crash) are two rows, but a label by id
+        # would reach both and embeddings would join to both.
+        out["interaction_ids_duplicated"] = conn.execute(
+            "SELECT count(*) FROM (SELECT id FROM drift.interaction_log GROUP BY id HAVING count(*) > 1) d"
+        ).fetchone()[0]  # type: ignore[index]
         row = conn.execute(
             """SELECT count(*) FILTER (WHERE e.n IS NULL), coalesce(sum(e.n - 1) FILTER (WHERE e.n > 1), 0)
                FROM drift.interaction_log l

@@ -1039,6 +1039,97 @@ COMMENT ON COLUMN drift.embedding_whitening.cov_row IS 'Row i of the covariance 
 COMMENT ON COLUMN drift.embedding_whitening.inverse_row IS 'Row i of (S_a + ridge I)^-1, S_a the covariance over the other half (odd rows), ridge its mean eigenvalue (tr S_a / rank).';
 
 
+-- migration 0014_reliability
+
+-- Reliability under restarts and growth.
+--
+-- 1. drift_events.lease_renewed_at: when the holder last took or renewed its lease. A lease
+--    renewed before the server (re)started gets one full lease length after the start before
+--    another worker may take it over (drift.lease_expiry): the lease clock kept running while
+--    no holder could reach the server to renew it.
+-- 2. drift.interaction_id_ranges: the id span [min_id, max_id] of the rows written into each
+--    partition step of interaction_log (one row per insert statement and step, folded by
+--    drift.fold_id_ranges). A late label by id finds the step of its row here and updates
+--    with a created_at range the planner prunes on: one partition, not every partition's key.
+-- 3. drift.action_run_counts: the finished runs per action and outcome, and the bins of the
+--    duration and reaction histograms, kept by triggers on action_runs, so /metrics reads a
+--    few rows however many runs there are.
+
+ALTER TABLE drift.drift_events ADD COLUMN lease_renewed_at timestamptz;
+COMMENT ON COLUMN drift.drift_events.lease_renewed_at IS
+    'When the holder last took or extended its lease (lease_expires_at minus the lease length). A lease renewed before the server started is not taken over until the server has been up for one lease length.';
+UPDATE drift.drift_events SET lease_renewed_at = claimed_at WHERE status = 'running';
+
+CREATE TABLE drift.interaction_id_ranges (
+    starts timestamptz NOT NULL,
+    ends timestamptz NOT NULL,
+    min_id bigint NOT NULL,
+    max_id bigint NOT NULL,
+    CHECK (starts < ends AND min_id <= max_id)
+);
+COMMENT ON TABLE drift.interaction_id_ranges IS 'Where the rows of drift.interaction_log are by id: the ids written into the partition step [starts, ends), one row per insert statement until drift.fold_id_ranges() merges them. Read by drift.interaction_steps(id).';
+COMMENT ON COLUMN drift.interaction_id_ranges.starts IS 'Start of the partition step (drift.partition_start of created_at).';
+COMMENT ON COLUMN drift.interaction_id_ranges.ends IS 'End of the step (exclusive).';
+COMMENT ON COLUMN drift.interaction_id_ranges.min_id IS 'Smallest id written into the step.';
+COMMENT ON COLUMN drift.interaction_id_ranges.max_id IS 'Largest id written into the step.';
+CREATE INDEX interaction_id_ranges_ids ON drift.interaction_id_ranges USING gist (int8range(min_id, max_id, '[]'));
+CREATE INDEX interaction_id_ranges_step ON drift.interaction_id_ranges (starts, ends);
+INSERT INTO drift.interaction_id_ranges (starts, ends, min_id, max_id)
+SELECT s, s + iv, min(id), max(id)
+FROM (SELECT coalesce((SELECT value FROM drift.settings WHERE key = 'partition_interval'), '1 day')::interval AS iv) c,
+     LATERAL (SELECT l.id, date_bin(c.iv, l.created_at, timestamptz '2000-01-03 00:00:00+00') AS s
+              FROM drift.interaction_log l) x
+GROUP BY s, iv;
+
+CREATE TABLE drift.action_run_counts (
+    family text NOT NULL CHECK (family IN ('outcome', 'duration', 'reaction')),
+    action text NOT NULL,
+    outcome text NOT NULL,
+    bin integer NOT NULL,
+    runs bigint NOT NULL,
+    seconds_sum double precision NOT NULL,
+    PRIMARY KEY (family, action, outcome, bin)
+);
+COMMENT ON TABLE drift.action_run_counts IS 'Counters of drift.action_runs kept by its triggers (drift.count_action_runs, drift.count_action_runs_insert; deleted runs stay counted): finished runs per action and outcome (family outcome), runs per action and duration bin (duration), first runs per reaction-time bin (reaction). The views behind /metrics read these few rows instead of every run.';
+COMMENT ON COLUMN drift.action_run_counts.family IS 'outcome, duration or reaction.';
+COMMENT ON COLUMN drift.action_run_counts.action IS 'Action name (empty for reaction).';
+COMMENT ON COLUMN drift.action_run_counts.outcome IS 'Run outcome (family outcome; empty otherwise).';
+COMMENT ON COLUMN drift.action_run_counts.bin IS 'Histogram bin: the number of bounds below the value (drift.histogram_bin); 0 for family outcome.';
+COMMENT ON COLUMN drift.action_run_counts.runs IS 'Runs (for reaction: events) counted.';
+COMMENT ON COLUMN drift.action_run_counts.seconds_sum IS 'Their total seconds (duration or reaction time; 0 for family outcome).';
+-- The counts of the runs already recorded (the bounds as the views of this release use them;
+-- from here on the triggers of db/repeatable/75_timeseries.sql keep them).
+INSERT INTO drift.action_run_counts (family, action, outcome, bin, runs, seconds_sum)
+SELECT 'outcome', r.action, r.outcome, 0, count(*), 0
+FROM drift.action_runs r WHERE r.outcome <> 'running'
+GROUP BY r.action, r.outcome
+UNION ALL
+SELECT 'duration', r.action, '', width_bucket(r.d, b.bounds) - (r.d = ANY (b.bounds))::int, count(*), sum(r.d)
+FROM (SELECT action, date_part('epoch', finished_at - started_at) AS d FROM drift.action_runs
+      WHERE outcome IN ('succeeded', 'failed', 'lease_lost') AND finished_at IS NOT NULL) r,
+     (SELECT '{0.01,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,300,900}'::float8[] AS bounds) b
+GROUP BY 2, 4
+UNION ALL
+SELECT 'reaction', '', '', width_bucket(x.d, b.bounds) - (x.d = ANY (b.bounds))::int, count(*), sum(x.d)
+FROM (SELECT greatest(date_part('epoch', f.started_at - e.created_at), 0) AS d
+      FROM (SELECT event_id, min(started_at) AS started_at FROM drift.action_runs GROUP BY event_id) f
+      JOIN drift.drift_events e ON e.id = f.event_id) x,
+     (SELECT '{0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,300,900,3600}'::float8[] AS bounds) b
+GROUP BY 4;
+
+-- 4. drift.event_status_counts: events per status as appended deltas (+1/-1 per transition,
+--    written by triggers on drift_events, folded by drift.compact_rollups), so /metrics sums a
+--    few rows instead of counting every event ever raised.
+CREATE TABLE drift.event_status_counts (
+    status text NOT NULL,
+    events bigint NOT NULL
+);
+COMMENT ON TABLE drift.event_status_counts IS 'Events per status as deltas: the sum of events per status is the number of drift_events in it. Appended by triggers on drift_events (no row is updated, so claims never wait on a counter), folded to one row per status by drift.fold_event_status_counts(). Read by drift.event_status_totals.';
+COMMENT ON COLUMN drift.event_status_counts.status IS 'pending, running, resolved or failed.';
+COMMENT ON COLUMN drift.event_status_counts.events IS 'Events that entered (positive) or left (negative) the status.';
+INSERT INTO drift.event_status_counts (status, events) SELECT status, count(*) FROM drift.drift_events GROUP BY status;
+
+
 -- repeatable 10_settings.sql
 
 -- Settings: one reader, one validator for every key.
@@ -1644,6 +1735,8 @@ BEGIN
     IF NOT pg_try_advisory_xact_lock(hashtext('drift.compact_rollups')) THEN
         RETURN 0;
     END IF;
+    PERFORM drift.fold_id_ranges();  -- the id spans of the log's partition steps (36_id_ranges.sql)
+    PERFORM drift.fold_event_status_counts();  -- events per status for /metrics (80_queue.sql)
     RETURN drift.fold_deltas('drift.embedding_rollup', 'drift.embedding_rollup_delta')
          + drift.fold_deltas('drift.interaction_rollup', 'drift.interaction_rollup_delta');
 END $$;
@@ -1878,6 +1971,7 @@ BEGIN
             RETURN NEXT;
         END IF;
     END LOOP;
+    PERFORM drift.fold_id_ranges(cutoff);  -- the id spans of the steps just dropped
     IF to_regprocedure('drift.prune_ingest_keys(timestamptz)') IS NOT NULL THEN
         PERFORM drift.prune_ingest_keys(cutoff);  -- keys pointing into the dropped partitions
     END IF;
@@ -1962,6 +2056,94 @@ REVOKE EXECUTE ON FUNCTION drift.create_log_partition(text, timestamptz, timesta
 REVOKE EXECUTE ON FUNCTION drift.prune_logs(interval) FROM PUBLIC;
 REVOKE EXECUTE ON FUNCTION drift.compact_rollups_hourly(interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION drift.ensure_partitions(timestamptz, boolean) TO driftloop_worker;
+
+
+-- repeatable 36_id_ranges.sql
+
+-- Where a row of interaction_log is, by id: a late label (feedback, correct) names a row by
+-- id alone, and interaction_log is partitioned by created_at, so `WHERE id = $1` probes the
+-- primary key of every partition (90 days: 90 probes and 90 partitions planned and locked).
+-- drift.interaction_id_ranges (migration 0014) keeps the span of ids written into each
+-- partition step; drift.interaction_steps(id) reads the step(s) an id can be in, and the
+-- label's UPDATE adds `created_at >= starts AND created_at < ends`, which the planner prunes
+-- to one partition. Ids come from one sequence and grow with insertion time; a step keeps
+-- one span per run of ids written into it (a back-fill into an old step adds a span), so
+-- spans overlap only where writers interleave steps (at a step's edge): an id then has two
+-- candidate steps, tried newest first.
+
+CREATE OR REPLACE FUNCTION drift.record_id_ranges() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    -- One row per statement and step, appended (never updated): concurrent writers do not
+    -- wait on each other; drift.fold_id_ranges() merges them later.
+    INSERT INTO drift.interaction_id_ranges (starts, ends, min_id, max_id)
+    SELECT s.starts, s.starts + s.iv, min(n.id), max(n.id)
+    FROM new_rows n
+    CROSS JOIN LATERAL (
+        SELECT drift.partition_start(n.created_at, c.iv) AS starts, c.iv
+        FROM (SELECT drift.setting('partition_interval')::interval AS iv) c
+    ) s
+    GROUP BY s.starts, s.iv;
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION drift.record_id_ranges() IS 'After an insert into interaction_log: appends the span of ids written into each partition step to drift.interaction_id_ranges.';
+CREATE OR REPLACE TRIGGER interaction_log_id_ranges AFTER INSERT ON drift.interaction_log
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION drift.record_id_ranges();
+
+-- SECURITY DEFINER: the ingest role labels its own rows but may not read the ranges table;
+-- this returns time spans only, never a row.
+CREATE OR REPLACE FUNCTION drift.interaction_steps(p_id bigint)
+RETURNS TABLE (starts timestamptz, ends timestamptz)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+    SELECT DISTINCT r.starts, r.ends
+    FROM drift.interaction_id_ranges r
+    WHERE int8range(r.min_id, r.max_id, '[]') @> p_id
+    ORDER BY r.starts DESC
+$$;
+COMMENT ON FUNCTION drift.interaction_steps(bigint) IS 'The partition steps [starts, ends) an interaction id can be in, newest first (none: no such id was ever written). A label updates with created_at >= starts AND created_at < ends, which touches one partition.';
+
+CREATE OR REPLACE FUNCTION drift.fold_id_ranges(p_before timestamptz DEFAULT NULL) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    k bigint;
+BEGIN
+    -- Retention first: the steps of dropped partitions hold no rows any more.
+    IF p_before IS NOT NULL THEN
+        DELETE FROM drift.interaction_id_ranges r WHERE r.ends <= p_before;
+    END IF;
+    -- Spans next to each other in id order that belong to the same step become one; a span
+    -- of another step in between keeps them apart. (A back-fill written model by model puts
+    -- each model's block of ids into every step: merged into one span per step, every step
+    -- would overlap every other, and a label would try them all.)
+    WITH ordered AS (
+        SELECT r.starts, r.ends, r.min_id, r.max_id,
+            (r.starts, r.ends) IS DISTINCT FROM (lag(r.starts) OVER w, lag(r.ends) OVER w) AS new_island
+        FROM drift.interaction_id_ranges r
+        WINDOW w AS (ORDER BY r.min_id, r.max_id)
+    ), islands AS (
+        SELECT o.*, sum(o.new_island::int) OVER (ORDER BY o.min_id, o.max_id) AS island FROM ordered o
+    ), merged AS (
+        SELECT i.starts, i.ends, min(i.min_id) AS min_id, max(i.max_id) AS max_id, count(*) AS spans
+        FROM islands i GROUP BY i.island, i.starts, i.ends
+    ), folded AS (
+        SELECT * FROM merged WHERE spans > 1
+    ), moved AS (  -- every span deleted lies inside the span written for its step
+        DELETE FROM drift.interaction_id_ranges r USING folded f
+        WHERE r.starts = f.starts AND r.ends = f.ends AND r.min_id >= f.min_id AND r.max_id <= f.max_id
+    )
+    INSERT INTO drift.interaction_id_ranges (starts, ends, min_id, max_id)
+    SELECT f.starts, f.ends, f.min_id, f.max_id FROM folded f;
+    GET DIAGNOSTICS k = ROW_COUNT;
+    RETURN k;
+END $$;
+COMMENT ON FUNCTION drift.fold_id_ranges(timestamptz) IS 'Merges the id spans of a partition step that follow each other in id order (drift.compact_rollups calls it, one session at a time); with p_before also forgets the steps that ended by then (drift.prune_logs). Returns the spans written.';
 
 
 -- repeatable 40_statistics.sql
@@ -3764,39 +3946,124 @@ COMMENT ON COLUMN drift.model_overview.last_action IS 'Its action name.';
 COMMENT ON COLUMN drift.model_overview.last_outcome IS 'Its outcome.';
 
 -- ---------------------------------------------------------------------------------------------
--- Action metrics for /metrics: counters and histograms counted from drift.action_runs, so every
--- exporter serves the same values and a restart resets nothing. Each observation is binned once
--- (width_bucket; `lt` = the bounds below it, so a value equal to a bound counts in that bound's
--- bucket, as Prometheus' `le` means), then the few bins are summed per bound.
+-- Action metrics for /metrics: counters and histograms of drift.action_runs, so every exporter
+-- serves the same values and a restart resets nothing. The triggers below keep them in
+-- drift.action_run_counts (migration 0014) as each run is written, started or finished: a
+-- scrape reads a few dozen rows whether there were ten runs or ten million. Each observation
+-- is binned once (drift.histogram_bin: the bounds below it, so a value equal to a bound counts
+-- in that bound's bucket, as Prometheus' `le` means); the views sum the bins per bound.
 -- ---------------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION drift.action_duration_bounds() RETURNS float8[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT '{0.01,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,300,900}'::float8[] $$;
+COMMENT ON FUNCTION drift.action_duration_bounds() IS 'Bucket bounds (seconds) of driftloop_action_duration_seconds.';
+
+CREATE OR REPLACE FUNCTION drift.event_reaction_bounds() RETURNS float8[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT '{0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,300,900,3600}'::float8[] $$;
+COMMENT ON FUNCTION drift.event_reaction_bounds() IS 'Bucket bounds (seconds) of driftloop_event_reaction_seconds.';
+
+CREATE OR REPLACE FUNCTION drift.histogram_bin(p_value float8, p_bounds float8[]) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT pg_catalog.width_bucket(p_value, p_bounds) - (p_value = ANY (p_bounds))::int $$;
+COMMENT ON FUNCTION drift.histogram_bin(float8, float8[]) IS 'How many bounds lie below the value (a value equal to a bound falls in that bound''s bucket).';
+
+CREATE OR REPLACE FUNCTION drift.count_action_runs() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    -- Runs leaving a counted state are taken off, runs entering one added. Deleted runs (a
+    -- simulation reset) stay counted: these are counters of all time, which never go down.
+    WITH changes AS (
+        SELECT -1 AS sign, o.* FROM old_rows o
+        UNION ALL
+        SELECT 1, n.* FROM new_rows n
+    ), observed AS (
+        SELECT 'outcome' AS family, c.action, c.outcome, 0 AS bin, c.sign, 0::float8 AS seconds
+        FROM changes c WHERE c.outcome <> 'running'
+        UNION ALL
+        SELECT 'duration', c.action, '', drift.histogram_bin(d.seconds, drift.action_duration_bounds()), c.sign, d.seconds
+        FROM changes c
+        CROSS JOIN LATERAL (SELECT date_part('epoch', c.finished_at - c.started_at) AS seconds) d
+        WHERE c.outcome IN ('succeeded', 'failed', 'lease_lost') AND c.finished_at IS NOT NULL
+    ), summed AS (
+        SELECT o.family, o.action, o.outcome, o.bin, sum(o.sign) AS runs, sum(o.sign * o.seconds) AS seconds_sum
+        FROM observed o GROUP BY 1, 2, 3, 4
+        HAVING sum(o.sign) <> 0 OR sum(o.sign * o.seconds) <> 0
+    )
+    INSERT INTO drift.action_run_counts AS t (family, action, outcome, bin, runs, seconds_sum)
+    SELECT * FROM summed ORDER BY 1, 2, 3, 4
+    ON CONFLICT (family, action, outcome, bin)
+    DO UPDATE SET runs = t.runs + excluded.runs, seconds_sum = t.seconds_sum + excluded.seconds_sum;
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION drift.count_action_runs() IS 'After a write to action_runs: keeps the outcome counts and duration bins of drift.action_run_counts.';
+
+CREATE OR REPLACE FUNCTION drift.count_action_runs_insert() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    -- An event's first run ends its reaction time (event created to first action started).
+    INSERT INTO drift.action_run_counts AS t (family, action, outcome, bin, runs, seconds_sum)
+    SELECT 'reaction', '', '', drift.histogram_bin(x.seconds, drift.event_reaction_bounds()), count(*), sum(x.seconds)
+    FROM (
+        SELECT greatest(date_part('epoch', f.started_at - e.created_at), 0) AS seconds
+        FROM (SELECT n.event_id, min(n.started_at) AS started_at, min(n.id) AS first_id
+              FROM new_rows n GROUP BY n.event_id) f
+        JOIN drift.drift_events e ON e.id = f.event_id
+        -- No run of the event before these (ids grow; one worker at a time writes an event's runs).
+        WHERE NOT EXISTS (SELECT 1 FROM drift.action_runs r WHERE r.event_id = f.event_id AND r.id < f.first_id)
+    ) x
+    GROUP BY 4
+    ORDER BY 4
+    ON CONFLICT (family, action, outcome, bin)
+    DO UPDATE SET runs = t.runs + excluded.runs, seconds_sum = t.seconds_sum + excluded.seconds_sum;
+    -- Runs written already finished count like runs that finish.
+    INSERT INTO drift.action_run_counts AS t (family, action, outcome, bin, runs, seconds_sum)
+    SELECT o.family, o.action, o.outcome, o.bin, count(*), sum(o.seconds)
+    FROM (
+        SELECT 'outcome' AS family, n.action, n.outcome, 0 AS bin, 0::float8 AS seconds
+        FROM new_rows n WHERE n.outcome <> 'running'
+        UNION ALL
+        SELECT 'duration', n.action, '', drift.histogram_bin(d.seconds, drift.action_duration_bounds()), d.seconds
+        FROM new_rows n
+        CROSS JOIN LATERAL (SELECT date_part('epoch', n.finished_at - n.started_at) AS seconds) d
+        WHERE n.outcome IN ('succeeded', 'failed', 'lease_lost') AND n.finished_at IS NOT NULL
+    ) o
+    GROUP BY 1, 2, 3, 4
+    ORDER BY 1, 2, 3, 4
+    ON CONFLICT (family, action, outcome, bin)
+    DO UPDATE SET runs = t.runs + excluded.runs, seconds_sum = t.seconds_sum + excluded.seconds_sum;
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION drift.count_action_runs_insert() IS 'After an insert into action_runs: counts the reaction time of each event''s first run, and runs written already finished.';
+
+CREATE OR REPLACE TRIGGER action_runs_count_insert AFTER INSERT ON drift.action_runs
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION drift.count_action_runs_insert();
+CREATE OR REPLACE TRIGGER action_runs_count_update AFTER UPDATE ON drift.action_runs
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION drift.count_action_runs();
+
 CREATE OR REPLACE VIEW drift.action_outcomes AS
-SELECT r.action, r.outcome, count(*) AS runs
-FROM drift.action_runs AS r
-WHERE r.outcome <> 'running'
-GROUP BY r.action, r.outcome;
+SELECT c.action, c.outcome, c.runs
+FROM drift.action_run_counts AS c
+WHERE c.family = 'outcome' AND c.runs > 0;
 COMMENT ON VIEW drift.action_outcomes IS 'Finished action runs per action and outcome, all time (driftloop_actions_total).';
 COMMENT ON COLUMN drift.action_outcomes.action IS 'Action name in driftloop.toml.';
 COMMENT ON COLUMN drift.action_outcomes.outcome IS 'succeeded, failed, lease_lost, abandoned or released.';
 COMMENT ON COLUMN drift.action_outcomes.runs IS 'Runs with that outcome.';
 
 CREATE OR REPLACE VIEW drift.action_duration_histogram AS
-WITH b AS (
-    SELECT '{0.01,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,300,900}'::float8[] AS bounds
-), bins AS (
-    SELECT r.action, width_bucket(r.d, b.bounds) - (r.d = ANY (b.bounds))::int AS lt, count(*) AS n, sum(r.d) AS s
-    FROM (
-        SELECT action, date_part('epoch', finished_at - started_at) AS d  -- float8: cheaper than extract's numeric
-        FROM drift.action_runs
-        WHERE outcome IN ('succeeded', 'failed', 'lease_lost') AND finished_at IS NOT NULL
-    ) AS r
-    CROSS JOIN b
-    GROUP BY 1, 2
+WITH bins AS (
+    SELECT c.action, c.bin AS lt, c.runs AS n, c.seconds_sum AS s
+    FROM drift.action_run_counts AS c
+    WHERE c.family = 'duration' AND c.runs > 0
 )
 SELECT bins.action, le.le, coalesce(sum(bins.n) FILTER (WHERE bins.lt < le.i), 0)::bigint AS runs,
     coalesce(sum(bins.s) FILTER (WHERE bins.lt < le.i), 0)::float8 AS seconds_sum
 FROM bins
-CROSS JOIN b
-CROSS JOIN LATERAL unnest(b.bounds || 'Infinity'::float8) WITH ORDINALITY AS le(le, i)
+CROSS JOIN LATERAL unnest(drift.action_duration_bounds() || 'Infinity'::float8) WITH ORDINALITY AS le(le, i)
 GROUP BY bins.action, le.le;
 COMMENT ON VIEW drift.action_duration_histogram IS 'Cumulative histogram of action run durations per action (driftloop_action_duration_seconds): runs that ran to an end (succeeded, failed, lease_lost); abandoned and released runs were cut short.';
 COMMENT ON COLUMN drift.action_duration_histogram.action IS 'Action name.';
@@ -3805,27 +4072,56 @@ COMMENT ON COLUMN drift.action_duration_histogram.runs IS 'Runs that took at mos
 COMMENT ON COLUMN drift.action_duration_histogram.seconds_sum IS 'Their total duration in seconds (at le = Infinity: the histogram''s sum).';
 
 CREATE OR REPLACE VIEW drift.event_reaction_histogram AS
-WITH b AS (
-    SELECT '{0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,300,900,3600}'::float8[] AS bounds
-), reactions AS (
-    SELECT greatest(date_part('epoch', f.started_at - e.created_at), 0) AS d
-    FROM (SELECT event_id, min(started_at) AS started_at FROM drift.action_runs GROUP BY event_id) AS f
-    JOIN drift.drift_events AS e ON e.id = f.event_id
-), bins AS (
-    SELECT width_bucket(r.d, b.bounds) - (r.d = ANY (b.bounds))::int AS lt, count(*) AS n, sum(r.d) AS s
-    FROM reactions AS r CROSS JOIN b
-    GROUP BY 1
+WITH bins AS (
+    SELECT c.bin AS lt, c.runs AS n, c.seconds_sum AS s
+    FROM drift.action_run_counts AS c
+    WHERE c.family = 'reaction' AND c.runs > 0
 )
 SELECT le.le, coalesce(sum(bins.n) FILTER (WHERE bins.lt < le.i), 0)::bigint AS events,
     coalesce(sum(bins.s) FILTER (WHERE bins.lt < le.i), 0)::float8 AS seconds_sum
 FROM bins
-CROSS JOIN b
-CROSS JOIN LATERAL unnest(b.bounds || 'Infinity'::float8) WITH ORDINALITY AS le(le, i)
+CROSS JOIN LATERAL unnest(drift.event_reaction_bounds() || 'Infinity'::float8) WITH ORDINALITY AS le(le, i)
 GROUP BY le.le;
 COMMENT ON VIEW drift.event_reaction_histogram IS 'Cumulative histogram of reaction times (driftloop_event_reaction_seconds): from an event''s creation to the start of its first action run, over the events that had one.';
 COMMENT ON COLUMN drift.event_reaction_histogram.le IS 'Upper bound of the bucket in seconds (Infinity: every event).';
 COMMENT ON COLUMN drift.event_reaction_histogram.events IS 'Events whose first action started at most le seconds after the event.';
 COMMENT ON COLUMN drift.event_reaction_histogram.seconds_sum IS 'Their total reaction time in seconds (at le = Infinity: the histogram''s sum).';
+
+
+-- repeatable 77_history_retention.sql
+
+-- Retention of what every evaluation leaves behind: drift.evaluation_history gets one row per
+-- model, metric and bucket each time drift.evaluate() runs (a minute apart: ~1,440 rows per
+-- metric and day), for as long as the logs are kept and beyond. `driftloop db prune
+-- --older-than AGE` deletes it with the log partitions of that age. Each metric's latest
+-- evaluation stays however old, so /metrics still knows when a model was last evaluated
+-- (drift.evaluation_freshness) and dashboards still show its last score.
+
+CREATE OR REPLACE FUNCTION drift.prune_history(p_older_than interval)
+RETURNS TABLE (history text, before timestamptz, rows_deleted bigint)
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    cutoff timestamptz;
+BEGIN
+    IF p_older_than IS NULL OR p_older_than < interval '1 hour' THEN
+        RAISE EXCEPTION 'prune_history: the age must be at least 1 hour (got %)', p_older_than
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    cutoff := now() - p_older_than;
+    -- By the data clock (as_of), as the logs are pruned by created_at.
+    DELETE FROM drift.evaluation_history h
+    WHERE h.as_of < cutoff
+      AND EXISTS (SELECT 1 FROM drift.evaluation_history n
+                  WHERE n.model = h.model AND n.kind = h.kind AND n.metric = h.metric AND n.as_of > h.as_of);
+    history := 'evaluation_history';
+    before := cutoff;
+    GET DIAGNOSTICS rows_deleted = ROW_COUNT;
+    RETURN NEXT;
+END $$;
+COMMENT ON FUNCTION drift.prune_history(interval) IS 'Retention of the per-evaluation history: deletes the drift.evaluation_history rows evaluated (as_of) more than p_older_than ago, except the latest of each model and metric. Returns the rows deleted per table. Called by driftloop db prune with drift.prune_logs.';
+REVOKE EXECUTE ON FUNCTION drift.prune_history(interval) FROM PUBLIC;
 
 
 -- repeatable 80_queue.sql
@@ -3846,6 +4142,21 @@ AS $$
 $$;
 COMMENT ON FUNCTION drift.hold_event(bigint, text) IS 'The event id while p_worker still holds the event (row locked until the transaction ends), else NULL: the ownership check of every write after a claim.';
 
+-- No SET search_path: a per-row call the planner inlines (pg_postmaster_start_time lives in
+-- pg_catalog, which is always searched first).
+CREATE OR REPLACE FUNCTION drift.lease_expiry(p_expires timestamptz, p_renewed timestamptz) RETURNS timestamptz
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    -- While the server is down no holder can renew its lease, yet the clock runs on: after a
+    -- restart every lease taken before it gets one full lease length from the start, so a
+    -- live holder (its action may have finished during the outage) renews and records its
+    -- result before anyone takes the event over and runs the action a second time.
+    SELECT CASE WHEN p_renewed < pg_catalog.pg_postmaster_start_time()
+                THEN greatest(p_expires, pg_catalog.pg_postmaster_start_time() + (p_expires - p_renewed))
+                ELSE p_expires END
+$$;
+COMMENT ON FUNCTION drift.lease_expiry(timestamptz, timestamptz) IS 'When a lease really ends: lease_expires_at, or for a lease last renewed before the server started, no earlier than one lease length after the start.';
+
 CREATE OR REPLACE FUNCTION drift.claim_events(p_worker text, p_limit integer, p_lease_s double precision,
     p_models text[] DEFAULT NULL)
 RETURNS TABLE (id bigint, created_at timestamptz, model text, kind text, metric text, score double precision,
@@ -3860,7 +4171,7 @@ AS $$
     WITH claimable AS (
         SELECT c.id FROM drift.drift_events c
         WHERE ((c.status = 'pending' AND c.run_after <= now())
-            OR (c.status = 'running' AND c.lease_expires_at < now()))
+            OR (c.status = 'running' AND drift.lease_expiry(c.lease_expires_at, c.lease_renewed_at) < now()))
           AND (p_models IS NULL OR c.model = ANY (p_models))
           -- One event of an incident at a time, oldest first: its actions run once for the
           -- incident, and the later events then find them done (72_incidents.sql).
@@ -3873,7 +4184,7 @@ AS $$
     )
     UPDATE drift.drift_events AS e
     SET status = 'running', attempts = e.attempts + 1, claimed_by = p_worker, claimed_at = now(),
-        lease_expires_at = now() + make_interval(secs => p_lease_s)
+        lease_expires_at = now() + make_interval(secs => p_lease_s), lease_renewed_at = now()
     FROM claimable
     WHERE e.id = claimable.id
     RETURNING e.id, e.created_at, e.model, e.kind, e.metric, e.score, e.threshold, e.p_value,
@@ -3887,23 +4198,42 @@ RETURNS SETOF bigint
 LANGUAGE sql
 SET search_path = pg_catalog
 AS $$
-    UPDATE drift.drift_events e SET lease_expires_at = now() + make_interval(secs => p_lease_s)
+    UPDATE drift.drift_events e SET lease_expires_at = now() + make_interval(secs => p_lease_s), lease_renewed_at = now()
     WHERE e.id IN (SELECT drift.hold_event(x, p_worker) FROM unnest(p_ids) x)
     RETURNING e.id
 $$;
 COMMENT ON FUNCTION drift.extend_leases(text, bigint[], double precision) IS 'Extends the leases of the events p_worker still holds; returns their ids (a missing id was lost to another worker).';
 
-CREATE OR REPLACE FUNCTION drift.start_run(p_event_id bigint, p_worker text, p_action text, p_action_type text)
+CREATE OR REPLACE FUNCTION drift.start_run(p_event_id bigint, p_worker text, p_action text, p_action_type text,
+    p_lease_s double precision)
 RETURNS bigint
 LANGUAGE sql
 SET search_path = pg_catalog
 AS $$
-    INSERT INTO drift.action_runs (event_id, action, action_type, attempt, worker)
-    SELECT e.id, p_action, p_action_type, e.attempts, p_worker
-    FROM drift.drift_events e WHERE e.id = (SELECT drift.hold_event(p_event_id, p_worker))
-    RETURNING id
+    -- The fence of an action: its run row is written, and the lease renewed to a full length,
+    -- in one statement under the event's row lock, before the action starts. An action
+    -- therefore never starts on a lease that has run out (or been taken) since the claim.
+    WITH held AS (
+        UPDATE drift.drift_events e
+        SET lease_expires_at = now() + make_interval(secs => p_lease_s), lease_renewed_at = now()
+        WHERE e.id = (SELECT drift.hold_event(p_event_id, p_worker))
+        RETURNING e.id, e.attempts
+    ), started AS (
+        -- A retry after a lost reply (the server restarted after the commit) finds its run
+        -- instead of leaving it running forever beside a second one.
+        SELECT r.id FROM drift.action_runs r JOIN held ON r.event_id = held.id AND r.attempt = held.attempts
+        WHERE r.action = p_action AND r.worker = p_worker AND r.outcome = 'running'
+    ), inserted AS (
+        INSERT INTO drift.action_runs (event_id, action, action_type, attempt, worker)
+        SELECT held.id, p_action, p_action_type, held.attempts, p_worker FROM held
+        WHERE NOT EXISTS (SELECT 1 FROM started)
+        RETURNING id
+    )
+    SELECT id FROM started
+    UNION ALL
+    SELECT id FROM inserted
 $$;
-COMMENT ON FUNCTION drift.start_run(bigint, text, text, text) IS 'Records the start of an action run for an event p_worker holds; returns the run id (NULL: the event is no longer held).';
+COMMENT ON FUNCTION drift.start_run(bigint, text, text, text, double precision) IS 'Records the start of an action run for an event p_worker holds and renews its lease for p_lease_s seconds; returns the run id (NULL: the event is no longer held). Idempotent within an attempt: called again, it returns the run already started.';
 
 CREATE OR REPLACE FUNCTION drift.finish_run(p_event_id bigint, p_worker text, p_run_id bigint, p_outcome text,
     p_output jsonb, p_error text)
@@ -3912,13 +4242,22 @@ LANGUAGE sql
 SET search_path = pg_catalog
 AS $$
     -- The result counts only while the claim is still ours; otherwise the run is lease_lost.
-    UPDATE drift.action_runs
-    SET outcome = CASE WHEN (SELECT drift.hold_event(p_event_id, p_worker)) IS NOT NULL THEN p_outcome ELSE 'lease_lost' END,
-        finished_at = clock_timestamp(), output = p_output, error = p_error
-    WHERE id = p_run_id AND outcome = 'running'
-    RETURNING outcome
+    WITH finished AS (
+        UPDATE drift.action_runs
+        SET outcome = CASE WHEN (SELECT drift.hold_event(p_event_id, p_worker)) IS NOT NULL THEN p_outcome ELSE 'lease_lost' END,
+            finished_at = clock_timestamp(), output = p_output, error = p_error
+        WHERE id = p_run_id AND outcome = 'running'
+        RETURNING outcome
+    )
+    SELECT outcome FROM finished
+    UNION ALL
+    -- A retry after a lost reply (the server restarted after the commit): the run is already
+    -- finished by this worker, and saying so is not a lost lease. (Same snapshot: this part
+    -- sees the row as it was before the UPDATE above, so it answers only when that did nothing.)
+    SELECT r.outcome FROM drift.action_runs r
+    WHERE r.id = p_run_id AND r.worker = p_worker AND r.outcome IN (p_outcome, 'lease_lost')
 $$;
-COMMENT ON FUNCTION drift.finish_run(bigint, text, bigint, text, jsonb, text) IS 'Records the outcome of a running action run; returns the outcome stored (lease_lost when p_worker no longer holds the event, NULL when the run was not running).';
+COMMENT ON FUNCTION drift.finish_run(bigint, text, bigint, text, jsonb, text) IS 'Records the outcome of a running action run; returns the outcome stored (lease_lost when p_worker no longer holds the event, NULL when the run was not running). Idempotent: repeated by the same worker, it returns the outcome already stored.';
 
 CREATE OR REPLACE FUNCTION drift.abandon_stale_runs(p_event_id bigint, p_worker text) RETURNS integer
 LANGUAGE sql
@@ -3946,9 +4285,12 @@ AS $$
         WHERE id = (SELECT drift.hold_event(p_event_id, p_worker))
         RETURNING 1
     )
+    -- A retry after a lost reply finds the event resolved by this worker: done, not lost.
     SELECT EXISTS (SELECT 1 FROM done)
+        OR EXISTS (SELECT 1 FROM drift.drift_events e
+                   WHERE e.id = p_event_id AND e.status = 'resolved' AND e.resolution ->> 'worker' = p_worker)
 $$;
-COMMENT ON FUNCTION drift.resolve_event(bigint, text, jsonb) IS 'running -> resolved, with what the worker did; false when p_worker no longer holds the event.';
+COMMENT ON FUNCTION drift.resolve_event(bigint, text, jsonb) IS 'running -> resolved, with what the worker did; false when p_worker no longer holds the event. Idempotent: true again when p_worker already resolved it.';
 
 CREATE OR REPLACE FUNCTION drift.fail_attempt(p_event_id bigint, p_worker text, p_error text, p_delay_s double precision,
     p_permanent boolean, p_resolution jsonb)
@@ -4088,6 +4430,64 @@ END
 $$;
 COMMENT ON FUNCTION drift.rollback_prompt(text) IS
     'Makes the version before the active one active again and returns it; repeated calls walk further back. Raises when there is nothing to roll back to.';
+
+-- Events per status for /metrics, counted as statuses change (drift.event_status_counts,
+-- migration 0014): appended deltas, never an updated counter row, so a claim or an
+-- evaluation raising events never waits on another transaction's count.
+CREATE OR REPLACE FUNCTION drift.count_event_statuses() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO drift.event_status_counts (status, events)
+        SELECT n.status, count(*) FROM new_rows n GROUP BY n.status;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO drift.event_status_counts (status, events)
+        SELECT o.status, -count(*) FROM old_rows o GROUP BY o.status;
+    ELSE
+        -- Most updates (lease renewals) change no status: nothing is written.
+        INSERT INTO drift.event_status_counts (status, events)
+        SELECT c.status, sum(c.sign) FROM (
+            SELECT o.status, -1 AS sign FROM old_rows o
+            UNION ALL SELECT n.status, 1 FROM new_rows n
+        ) c
+        GROUP BY c.status HAVING sum(c.sign) <> 0;
+    END IF;
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION drift.count_event_statuses() IS 'After a write to drift_events: appends the change of events per status to drift.event_status_counts.';
+CREATE OR REPLACE TRIGGER drift_events_count_insert AFTER INSERT ON drift.drift_events
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION drift.count_event_statuses();
+CREATE OR REPLACE TRIGGER drift_events_count_update AFTER UPDATE ON drift.drift_events
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION drift.count_event_statuses();
+CREATE OR REPLACE TRIGGER drift_events_count_delete AFTER DELETE ON drift.drift_events
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION drift.count_event_statuses();
+
+CREATE OR REPLACE FUNCTION drift.fold_event_status_counts() RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    k bigint;
+BEGIN
+    -- Deltas appended meanwhile are not seen by the DELETE and stay for the next fold.
+    WITH moved AS (DELETE FROM drift.event_status_counts RETURNING *)
+    INSERT INTO drift.event_status_counts (status, events)
+    SELECT m.status, sum(m.events) FROM moved m GROUP BY m.status HAVING sum(m.events) <> 0;
+    GET DIAGNOSTICS k = ROW_COUNT;
+    RETURN k;
+END $$;
+COMMENT ON FUNCTION drift.fold_event_status_counts() IS 'Folds the status deltas into one row per status (drift.compact_rollups calls it, one session at a time); returns the rows written.';
+
+CREATE OR REPLACE VIEW drift.event_status_totals AS
+SELECT s.status, coalesce(sum(c.events), 0)::bigint AS events
+FROM unnest('{pending,running,resolved,failed}'::text[]) AS s(status)
+LEFT JOIN drift.event_status_counts AS c ON c.status = s.status
+GROUP BY s.status;
+COMMENT ON VIEW drift.event_status_totals IS 'Drift events per status now (driftloop_events), from the deltas of drift.event_status_counts: as many rows to read as status changes since the last fold, not one per event.';
+COMMENT ON COLUMN drift.event_status_totals.status IS 'pending, running, resolved or failed.';
+COMMENT ON COLUMN drift.event_status_totals.events IS 'Events in that status.';
 
 
 -- repeatable 90_simulation.sql
@@ -4320,6 +4720,6 @@ END $$;
 
 
 CREATE TABLE IF NOT EXISTS drift.alembic_version (version_num varchar(32) NOT NULL CONSTRAINT alembic_version_pkc PRIMARY KEY);
-INSERT INTO drift.alembic_version (version_num) VALUES ('0012_evidence');
-INSERT INTO drift.code_layer (digest) VALUES ('03f6e5d53df787942886ded0b1bf9231ba32452a60f8f408497a87b96d616a23');
+INSERT INTO drift.alembic_version (version_num) VALUES ('0014_reliability');
+INSERT INTO drift.code_layer (digest) VALUES ('eadb2f65a82f93501a59d672f548e2b6d8c44a0b0ccbc5a0252caa82eb556266');
 COMMIT;

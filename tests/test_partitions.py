@@ -263,3 +263,40 @@ def test_evaluation_reads_only_the_log_partition_of_its_window(conn: psycopg.Con
         session.rollback()
     assert scored is not None and scored[0] > 0  # the window's embeddings were searched...
     assert read == [window_day]  # ...read from their own partition alone; interactions from the rollups
+
+
+def test_prune_deletes_the_evaluation_history_of_that_age_but_each_metrics_latest(
+    conn: psycopg.Connection[Any], db_url: str
+) -> None:
+    """Every drift.evaluate() leaves a row per model, metric and bucket: it goes with the logs."""
+    log_days(db_url, "bot", [45, 44, 40, 2, 1, 0])
+    # Evaluated last 40 days ago (not by its ingest triggers either, which evaluate at now()).
+    conn.execute("INSERT INTO drift.models (model, auto_evaluate) VALUES ('idle-bot', false)")
+    log_days(db_url, "idle-bot", [45, 44, 40])
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    for model in ("bot", "idle-bot"):
+        conn.execute("SELECT count(*) FROM drift.set_baseline(%s, %s, %s)", (model, today - 45 * DAY, today - 44 * DAY))
+    for days_ago in (44, 40):
+        conn.execute("SELECT count(*) FROM drift.evaluate(%s)", (today - days_ago * DAY + timedelta(hours=12),))
+    conn.execute("SELECT count(*) FROM drift.evaluate_models(now(), ARRAY['bot'])")  # the idle one: not today
+    metrics = {m: n for m, n in conn.execute("""SELECT model, count(DISTINCT (kind, metric))
+                                                 FROM drift.evaluation_history GROUP BY 1""").fetchall()}
+    assert metrics["bot"] > 0 and metrics["idle-bot"] > 0
+    old = "SELECT count(*) FROM drift.evaluation_history WHERE model = %s AND as_of < now() - interval '30 days'"
+    assert conn.execute(old, ("bot",)).fetchone()[0] > 0
+
+    done = subprocess.run(
+        [DRIFTLOOP, "db", "prune", "--older-than", "30d"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "evaluation_history row(s) evaluated before" in done.stdout
+
+    assert conn.execute(old, ("bot",)).fetchone() == (0,)  # its latest evaluations are today's
+    # The idle model keeps exactly its last evaluation of each metric: it is still known as evaluated.
+    assert conn.execute(
+        "SELECT count(*), count(DISTINCT (kind, metric)), max(as_of) FROM drift.evaluation_history"
+        " WHERE model = 'idle-bot'"
+    ).fetchone() == (metrics["idle-bot"], metrics["idle-bot"], today - 40 * DAY + timedelta(hours=12))
+    assert conn.execute(
+        "SELECT last_evaluated_at IS NOT NULL FROM drift.evaluation_freshness WHERE model = 'idle-bot'"
+    ).fetchone() == (True,)

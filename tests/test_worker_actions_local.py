@@ -121,8 +121,10 @@ def test_webhook_network_errors_are_retried_then_fail(receiver: Receiver) -> Non
 
 SCRIPT = """
 import json, os, sys
-event = json.load(sys.stdin)["event"]
+payload = json.load(sys.stdin)
+event = payload["event"]
 assert os.environ["DRIFTLOOP_EVENT_ID"] == str(event["id"])
+assert os.environ["DRIFTLOOP_DELIVERY"] == f"{event['id']}:{payload['action']}"  # the same on every attempt
 with open(sys.argv[1], "a") as out:
     out.write(f"{event['id']} {os.environ['DRIFTLOOP_MODEL']} {os.environ['DRIFTLOOP_METRIC']} "
               f"{os.environ['DRIFTLOOP_ATTEMPT']} {os.environ['EXTRA']}\\n")

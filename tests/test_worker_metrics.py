@@ -462,7 +462,7 @@ def test_a_scrape_that_hits_the_statement_timeout_answers_database_down(db_url: 
     assert "driftloop_database_up 1.0" in generate_latest(registry).decode()
     with psycopg.connect(db_url) as locker:
         # Another transaction holds the table: the scrape query waits, and its timeout ends it.
-        locker.execute("LOCK TABLE drift.action_runs IN ACCESS EXCLUSIVE MODE")
+        locker.execute("LOCK TABLE drift.action_run_counts IN ACCESS EXCLUSIVE MODE")
         text = generate_latest(registry).decode()
         assert "driftloop_database_up 0.0" in text
         assert "driftloop_scrape_errors_total 1.0" in text

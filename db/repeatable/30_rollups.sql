@@ -44,6 +44,8 @@ BEGIN
     IF NOT pg_try_advisory_xact_lock(hashtext('drift.compact_rollups')) THEN
         RETURN 0;
     END IF;
+    PERFORM drift.fold_id_ranges();  -- the id spans of the log's partition steps (36_id_ranges.sql)
+    PERFORM drift.fold_event_status_counts();  -- events per status for /metrics (80_queue.sql)
     RETURN drift.fold_deltas('drift.embedding_rollup', 'drift.embedding_rollup_delta')
          + drift.fold_deltas('drift.interaction_rollup', 'drift.interaction_rollup_delta');
 END $$;

@@ -179,6 +179,7 @@ BEGIN
             RETURN NEXT;
         END IF;
     END LOOP;
+    PERFORM drift.fold_id_ranges(cutoff);  -- the id spans of the steps just dropped
     IF to_regprocedure('drift.prune_ingest_keys(timestamptz)') IS NOT NULL THEN
         PERFORM drift.prune_ingest_keys(cutoff);  -- keys pointing into the dropped partitions
     END IF;

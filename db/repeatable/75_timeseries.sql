@@ -237,39 +237,124 @@ COMMENT ON COLUMN drift.model_overview.last_action IS 'Its action name.';
 COMMENT ON COLUMN drift.model_overview.last_outcome IS 'Its outcome.';
 
 -- ---------------------------------------------------------------------------------------------
--- Action metrics for /metrics: counters and histograms counted from drift.action_runs, so every
--- exporter serves the same values and a restart resets nothing. Each observation is binned once
--- (width_bucket; `lt` = the bounds below it, so a value equal to a bound counts in that bound's
--- bucket, as Prometheus' `le` means), then the few bins are summed per bound.
+-- Action metrics for /metrics: counters and histograms of drift.action_runs, so every exporter
+-- serves the same values and a restart resets nothing. The triggers below keep them in
+-- drift.action_run_counts (migration 0014) as each run is written, started or finished: a
+-- scrape reads a few dozen rows whether there were ten runs or ten million. Each observation
+-- is binned once (drift.histogram_bin: the bounds below it, so a value equal to a bound counts
+-- in that bound's bucket, as Prometheus' `le` means); the views sum the bins per bound.
 -- ---------------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION drift.action_duration_bounds() RETURNS float8[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT '{0.01,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,300,900}'::float8[] $$;
+COMMENT ON FUNCTION drift.action_duration_bounds() IS 'Bucket bounds (seconds) of driftloop_action_duration_seconds.';
+
+CREATE OR REPLACE FUNCTION drift.event_reaction_bounds() RETURNS float8[]
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT '{0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,300,900,3600}'::float8[] $$;
+COMMENT ON FUNCTION drift.event_reaction_bounds() IS 'Bucket bounds (seconds) of driftloop_event_reaction_seconds.';
+
+CREATE OR REPLACE FUNCTION drift.histogram_bin(p_value float8, p_bounds float8[]) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT pg_catalog.width_bucket(p_value, p_bounds) - (p_value = ANY (p_bounds))::int $$;
+COMMENT ON FUNCTION drift.histogram_bin(float8, float8[]) IS 'How many bounds lie below the value (a value equal to a bound falls in that bound''s bucket).';
+
+CREATE OR REPLACE FUNCTION drift.count_action_runs() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    -- Runs leaving a counted state are taken off, runs entering one added. Deleted runs (a
+    -- simulation reset) stay counted: these are counters of all time, which never go down.
+    WITH changes AS (
+        SELECT -1 AS sign, o.* FROM old_rows o
+        UNION ALL
+        SELECT 1, n.* FROM new_rows n
+    ), observed AS (
+        SELECT 'outcome' AS family, c.action, c.outcome, 0 AS bin, c.sign, 0::float8 AS seconds
+        FROM changes c WHERE c.outcome <> 'running'
+        UNION ALL
+        SELECT 'duration', c.action, '', drift.histogram_bin(d.seconds, drift.action_duration_bounds()), c.sign, d.seconds
+        FROM changes c
+        CROSS JOIN LATERAL (SELECT date_part('epoch', c.finished_at - c.started_at) AS seconds) d
+        WHERE c.outcome IN ('succeeded', 'failed', 'lease_lost') AND c.finished_at IS NOT NULL
+    ), summed AS (
+        SELECT o.family, o.action, o.outcome, o.bin, sum(o.sign) AS runs, sum(o.sign * o.seconds) AS seconds_sum
+        FROM observed o GROUP BY 1, 2, 3, 4
+        HAVING sum(o.sign) <> 0 OR sum(o.sign * o.seconds) <> 0
+    )
+    INSERT INTO drift.action_run_counts AS t (family, action, outcome, bin, runs, seconds_sum)
+    SELECT * FROM summed ORDER BY 1, 2, 3, 4
+    ON CONFLICT (family, action, outcome, bin)
+    DO UPDATE SET runs = t.runs + excluded.runs, seconds_sum = t.seconds_sum + excluded.seconds_sum;
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION drift.count_action_runs() IS 'After a write to action_runs: keeps the outcome counts and duration bins of drift.action_run_counts.';
+
+CREATE OR REPLACE FUNCTION drift.count_action_runs_insert() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    -- An event's first run ends its reaction time (event created to first action started).
+    INSERT INTO drift.action_run_counts AS t (family, action, outcome, bin, runs, seconds_sum)
+    SELECT 'reaction', '', '', drift.histogram_bin(x.seconds, drift.event_reaction_bounds()), count(*), sum(x.seconds)
+    FROM (
+        SELECT greatest(date_part('epoch', f.started_at - e.created_at), 0) AS seconds
+        FROM (SELECT n.event_id, min(n.started_at) AS started_at, min(n.id) AS first_id
+              FROM new_rows n GROUP BY n.event_id) f
+        JOIN drift.drift_events e ON e.id = f.event_id
+        -- No run of the event before these (ids grow; one worker at a time writes an event's runs).
+        WHERE NOT EXISTS (SELECT 1 FROM drift.action_runs r WHERE r.event_id = f.event_id AND r.id < f.first_id)
+    ) x
+    GROUP BY 4
+    ORDER BY 4
+    ON CONFLICT (family, action, outcome, bin)
+    DO UPDATE SET runs = t.runs + excluded.runs, seconds_sum = t.seconds_sum + excluded.seconds_sum;
+    -- Runs written already finished count like runs that finish.
+    INSERT INTO drift.action_run_counts AS t (family, action, outcome, bin, runs, seconds_sum)
+    SELECT o.family, o.action, o.outcome, o.bin, count(*), sum(o.seconds)
+    FROM (
+        SELECT 'outcome' AS family, n.action, n.outcome, 0 AS bin, 0::float8 AS seconds
+        FROM new_rows n WHERE n.outcome <> 'running'
+        UNION ALL
+        SELECT 'duration', n.action, '', drift.histogram_bin(d.seconds, drift.action_duration_bounds()), d.seconds
+        FROM new_rows n
+        CROSS JOIN LATERAL (SELECT date_part('epoch', n.finished_at - n.started_at) AS seconds) d
+        WHERE n.outcome IN ('succeeded', 'failed', 'lease_lost') AND n.finished_at IS NOT NULL
+    ) o
+    GROUP BY 1, 2, 3, 4
+    ORDER BY 1, 2, 3, 4
+    ON CONFLICT (family, action, outcome, bin)
+    DO UPDATE SET runs = t.runs + excluded.runs, seconds_sum = t.seconds_sum + excluded.seconds_sum;
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION drift.count_action_runs_insert() IS 'After an insert into action_runs: counts the reaction time of each event''s first run, and runs written already finished.';
+
+CREATE OR REPLACE TRIGGER action_runs_count_insert AFTER INSERT ON drift.action_runs
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION drift.count_action_runs_insert();
+CREATE OR REPLACE TRIGGER action_runs_count_update AFTER UPDATE ON drift.action_runs
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION drift.count_action_runs();
+
 CREATE OR REPLACE VIEW drift.action_outcomes AS
-SELECT r.action, r.outcome, count(*) AS runs
-FROM drift.action_runs AS r
-WHERE r.outcome <> 'running'
-GROUP BY r.action, r.outcome;
+SELECT c.action, c.outcome, c.runs
+FROM drift.action_run_counts AS c
+WHERE c.family = 'outcome' AND c.runs > 0;
 COMMENT ON VIEW drift.action_outcomes IS 'Finished action runs per action and outcome, all time (driftloop_actions_total).';
 COMMENT ON COLUMN drift.action_outcomes.action IS 'Action name in driftloop.toml.';
 COMMENT ON COLUMN drift.action_outcomes.outcome IS 'succeeded, failed, lease_lost, abandoned or released.';
 COMMENT ON COLUMN drift.action_outcomes.runs IS 'Runs with that outcome.';
 
 CREATE OR REPLACE VIEW drift.action_duration_histogram AS
-WITH b AS (
-    SELECT '{0.01,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,300,900}'::float8[] AS bounds
-), bins AS (
-    SELECT r.action, width_bucket(r.d, b.bounds) - (r.d = ANY (b.bounds))::int AS lt, count(*) AS n, sum(r.d) AS s
-    FROM (
-        SELECT action, date_part('epoch', finished_at - started_at) AS d  -- float8: cheaper than extract's numeric
-        FROM drift.action_runs
-        WHERE outcome IN ('succeeded', 'failed', 'lease_lost') AND finished_at IS NOT NULL
-    ) AS r
-    CROSS JOIN b
-    GROUP BY 1, 2
+WITH bins AS (
+    SELECT c.action, c.bin AS lt, c.runs AS n, c.seconds_sum AS s
+    FROM drift.action_run_counts AS c
+    WHERE c.family = 'duration' AND c.runs > 0
 )
 SELECT bins.action, le.le, coalesce(sum(bins.n) FILTER (WHERE bins.lt < le.i), 0)::bigint AS runs,
     coalesce(sum(bins.s) FILTER (WHERE bins.lt < le.i), 0)::float8 AS seconds_sum
 FROM bins
-CROSS JOIN b
-CROSS JOIN LATERAL unnest(b.bounds || 'Infinity'::float8) WITH ORDINALITY AS le(le, i)
+CROSS JOIN LATERAL unnest(drift.action_duration_bounds() || 'Infinity'::float8) WITH ORDINALITY AS le(le, i)
 GROUP BY bins.action, le.le;
 COMMENT ON VIEW drift.action_duration_histogram IS 'Cumulative histogram of action run durations per action (driftloop_action_duration_seconds): runs that ran to an end (succeeded, failed, lease_lost); abandoned and released runs were cut short.';
 COMMENT ON COLUMN drift.action_duration_histogram.action IS 'Action name.';
@@ -278,22 +363,15 @@ COMMENT ON COLUMN drift.action_duration_histogram.runs IS 'Runs that took at mos
 COMMENT ON COLUMN drift.action_duration_histogram.seconds_sum IS 'Their total duration in seconds (at le = Infinity: the histogram''s sum).';
 
 CREATE OR REPLACE VIEW drift.event_reaction_histogram AS
-WITH b AS (
-    SELECT '{0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,300,900,3600}'::float8[] AS bounds
-), reactions AS (
-    SELECT greatest(date_part('epoch', f.started_at - e.created_at), 0) AS d
-    FROM (SELECT event_id, min(started_at) AS started_at FROM drift.action_runs GROUP BY event_id) AS f
-    JOIN drift.drift_events AS e ON e.id = f.event_id
-), bins AS (
-    SELECT width_bucket(r.d, b.bounds) - (r.d = ANY (b.bounds))::int AS lt, count(*) AS n, sum(r.d) AS s
-    FROM reactions AS r CROSS JOIN b
-    GROUP BY 1
+WITH bins AS (
+    SELECT c.bin AS lt, c.runs AS n, c.seconds_sum AS s
+    FROM drift.action_run_counts AS c
+    WHERE c.family = 'reaction' AND c.runs > 0
 )
 SELECT le.le, coalesce(sum(bins.n) FILTER (WHERE bins.lt < le.i), 0)::bigint AS events,
     coalesce(sum(bins.s) FILTER (WHERE bins.lt < le.i), 0)::float8 AS seconds_sum
 FROM bins
-CROSS JOIN b
-CROSS JOIN LATERAL unnest(b.bounds || 'Infinity'::float8) WITH ORDINALITY AS le(le, i)
+CROSS JOIN LATERAL unnest(drift.event_reaction_bounds() || 'Infinity'::float8) WITH ORDINALITY AS le(le, i)
 GROUP BY le.le;
 COMMENT ON VIEW drift.event_reaction_histogram IS 'Cumulative histogram of reaction times (driftloop_event_reaction_seconds): from an event''s creation to the start of its first action run, over the events that had one.';
 COMMENT ON COLUMN drift.event_reaction_histogram.le IS 'Upper bound of the bucket in seconds (Infinity: every event).';

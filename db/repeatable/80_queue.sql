@@ -14,6 +14,21 @@ AS $$
 $$;
 COMMENT ON FUNCTION drift.hold_event(bigint, text) IS 'The event id while p_worker still holds the event (row locked until the transaction ends), else NULL: the ownership check of every write after a claim.';
 
+-- No SET search_path: a per-row call the planner inlines (pg_postmaster_start_time lives in
+-- pg_catalog, which is always searched first).
+CREATE OR REPLACE FUNCTION drift.lease_expiry(p_expires timestamptz, p_renewed timestamptz) RETURNS timestamptz
+LANGUAGE sql STABLE PARALLEL SAFE
+AS $$
+    -- While the server is down no holder can renew its lease, yet the clock runs on: after a
+    -- restart every lease taken before it gets one full lease length from the start, so a
+    -- live holder (its action may have finished during the outage) renews and records its
+    -- result before anyone takes the event over and runs the action a second time.
+    SELECT CASE WHEN p_renewed < pg_catalog.pg_postmaster_start_time()
+                THEN greatest(p_expires, pg_catalog.pg_postmaster_start_time() + (p_expires - p_renewed))
+                ELSE p_expires END
+$$;
+COMMENT ON FUNCTION drift.lease_expiry(timestamptz, timestamptz) IS 'When a lease really ends: lease_expires_at, or for a lease last renewed before the server started, no earlier than one lease length after the start.';
+
 CREATE OR REPLACE FUNCTION drift.claim_events(p_worker text, p_limit integer, p_lease_s double precision,
     p_models text[] DEFAULT NULL)
 RETURNS TABLE (id bigint, created_at timestamptz, model text, kind text, metric text, score double precision,
@@ -28,7 +43,7 @@ AS $$
     WITH claimable AS (
         SELECT c.id FROM drift.drift_events c
         WHERE ((c.status = 'pending' AND c.run_after <= now())
-            OR (c.status = 'running' AND c.lease_expires_at < now()))
+            OR (c.status = 'running' AND drift.lease_expiry(c.lease_expires_at, c.lease_renewed_at) < now()))
           AND (p_models IS NULL OR c.model = ANY (p_models))
           -- One event of an incident at a time, oldest first: its actions run once for the
           -- incident, and the later events then find them done (72_incidents.sql).
@@ -41,7 +56,7 @@ AS $$
     )
     UPDATE drift.drift_events AS e
     SET status = 'running', attempts = e.attempts + 1, claimed_by = p_worker, claimed_at = now(),
-        lease_expires_at = now() + make_interval(secs => p_lease_s)
+        lease_expires_at = now() + make_interval(secs => p_lease_s), lease_renewed_at = now()
     FROM claimable
     WHERE e.id = claimable.id
     RETURNING e.id, e.created_at, e.model, e.kind, e.metric, e.score, e.threshold, e.p_value,
@@ -55,23 +70,42 @@ RETURNS SETOF bigint
 LANGUAGE sql
 SET search_path = pg_catalog
 AS $$
-    UPDATE drift.drift_events e SET lease_expires_at = now() + make_interval(secs => p_lease_s)
+    UPDATE drift.drift_events e SET lease_expires_at = now() + make_interval(secs => p_lease_s), lease_renewed_at = now()
     WHERE e.id IN (SELECT drift.hold_event(x, p_worker) FROM unnest(p_ids) x)
     RETURNING e.id
 $$;
 COMMENT ON FUNCTION drift.extend_leases(text, bigint[], double precision) IS 'Extends the leases of the events p_worker still holds; returns their ids (a missing id was lost to another worker).';
 
-CREATE OR REPLACE FUNCTION drift.start_run(p_event_id bigint, p_worker text, p_action text, p_action_type text)
+CREATE OR REPLACE FUNCTION drift.start_run(p_event_id bigint, p_worker text, p_action text, p_action_type text,
+    p_lease_s double precision)
 RETURNS bigint
 LANGUAGE sql
 SET search_path = pg_catalog
 AS $$
-    INSERT INTO drift.action_runs (event_id, action, action_type, attempt, worker)
-    SELECT e.id, p_action, p_action_type, e.attempts, p_worker
-    FROM drift.drift_events e WHERE e.id = (SELECT drift.hold_event(p_event_id, p_worker))
-    RETURNING id
+    -- The fence of an action: its run row is written, and the lease renewed to a full length,
+    -- in one statement under the event's row lock, before the action starts. An action
+    -- therefore never starts on a lease that has run out (or been taken) since the claim.
+    WITH held AS (
+        UPDATE drift.drift_events e
+        SET lease_expires_at = now() + make_interval(secs => p_lease_s), lease_renewed_at = now()
+        WHERE e.id = (SELECT drift.hold_event(p_event_id, p_worker))
+        RETURNING e.id, e.attempts
+    ), started AS (
+        -- A retry after a lost reply (the server restarted after the commit) finds its run
+        -- instead of leaving it running forever beside a second one.
+        SELECT r.id FROM drift.action_runs r JOIN held ON r.event_id = held.id AND r.attempt = held.attempts
+        WHERE r.action = p_action AND r.worker = p_worker AND r.outcome = 'running'
+    ), inserted AS (
+        INSERT INTO drift.action_runs (event_id, action, action_type, attempt, worker)
+        SELECT held.id, p_action, p_action_type, held.attempts, p_worker FROM held
+        WHERE NOT EXISTS (SELECT 1 FROM started)
+        RETURNING id
+    )
+    SELECT id FROM started
+    UNION ALL
+    SELECT id FROM inserted
 $$;
-COMMENT ON FUNCTION drift.start_run(bigint, text, text, text) IS 'Records the start of an action run for an event p_worker holds; returns the run id (NULL: the event is no longer held).';
+COMMENT ON FUNCTION drift.start_run(bigint, text, text, text, double precision) IS 'Records the start of an action run for an event p_worker holds and renews its lease for p_lease_s seconds; returns the run id (NULL: the event is no longer held). Idempotent within an attempt: called again, it returns the run already started.';
 
 CREATE OR REPLACE FUNCTION drift.finish_run(p_event_id bigint, p_worker text, p_run_id bigint, p_outcome text,
     p_output jsonb, p_error text)
@@ -80,13 +114,22 @@ LANGUAGE sql
 SET search_path = pg_catalog
 AS $$
     -- The result counts only while the claim is still ours; otherwise the run is lease_lost.
-    UPDATE drift.action_runs
-    SET outcome = CASE WHEN (SELECT drift.hold_event(p_event_id, p_worker)) IS NOT NULL THEN p_outcome ELSE 'lease_lost' END,
-        finished_at = clock_timestamp(), output = p_output, error = p_error
-    WHERE id = p_run_id AND outcome = 'running'
-    RETURNING outcome
+    WITH finished AS (
+        UPDATE drift.action_runs
+        SET outcome = CASE WHEN (SELECT drift.hold_event(p_event_id, p_worker)) IS NOT NULL THEN p_outcome ELSE 'lease_lost' END,
+            finished_at = clock_timestamp(), output = p_output, error = p_error
+        WHERE id = p_run_id AND outcome = 'running'
+        RETURNING outcome
+    )
+    SELECT outcome FROM finished
+    UNION ALL
+    -- A retry after a lost reply (the server restarted after the commit): the run is already
+    -- finished by this worker, and saying so is not a lost lease. (Same snapshot: this part
+    -- sees the row as it was before the UPDATE above, so it answers only when that did nothing.)
+    SELECT r.outcome FROM drift.action_runs r
+    WHERE r.id = p_run_id AND r.worker = p_worker AND r.outcome IN (p_outcome, 'lease_lost')
 $$;
-COMMENT ON FUNCTION drift.finish_run(bigint, text, bigint, text, jsonb, text) IS 'Records the outcome of a running action run; returns the outcome stored (lease_lost when p_worker no longer holds the event, NULL when the run was not running).';
+COMMENT ON FUNCTION drift.finish_run(bigint, text, bigint, text, jsonb, text) IS 'Records the outcome of a running action run; returns the outcome stored (lease_lost when p_worker no longer holds the event, NULL when the run was not running). Idempotent: repeated by the same worker, it returns the outcome already stored.';
 
 CREATE OR REPLACE FUNCTION drift.abandon_stale_runs(p_event_id bigint, p_worker text) RETURNS integer
 LANGUAGE sql
@@ -114,9 +157,12 @@ AS $$
         WHERE id = (SELECT drift.hold_event(p_event_id, p_worker))
         RETURNING 1
     )
+    -- A retry after a lost reply finds the event resolved by this worker: done, not lost.
     SELECT EXISTS (SELECT 1 FROM done)
+        OR EXISTS (SELECT 1 FROM drift.drift_events e
+                   WHERE e.id = p_event_id AND e.status = 'resolved' AND e.resolution ->> 'worker' = p_worker)
 $$;
-COMMENT ON FUNCTION drift.resolve_event(bigint, text, jsonb) IS 'running -> resolved, with what the worker did; false when p_worker no longer holds the event.';
+COMMENT ON FUNCTION drift.resolve_event(bigint, text, jsonb) IS 'running -> resolved, with what the worker did; false when p_worker no longer holds the event. Idempotent: true again when p_worker already resolved it.';
 
 CREATE OR REPLACE FUNCTION drift.fail_attempt(p_event_id bigint, p_worker text, p_error text, p_delay_s double precision,
     p_permanent boolean, p_resolution jsonb)
@@ -256,3 +302,61 @@ END
 $$;
 COMMENT ON FUNCTION drift.rollback_prompt(text) IS
     'Makes the version before the active one active again and returns it; repeated calls walk further back. Raises when there is nothing to roll back to.';
+
+-- Events per status for /metrics, counted as statuses change (drift.event_status_counts,
+-- migration 0014): appended deltas, never an updated counter row, so a claim or an
+-- evaluation raising events never waits on another transaction's count.
+CREATE OR REPLACE FUNCTION drift.count_event_statuses() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO drift.event_status_counts (status, events)
+        SELECT n.status, count(*) FROM new_rows n GROUP BY n.status;
+    ELSIF TG_OP = 'DELETE' THEN
+        INSERT INTO drift.event_status_counts (status, events)
+        SELECT o.status, -count(*) FROM old_rows o GROUP BY o.status;
+    ELSE
+        -- Most updates (lease renewals) change no status: nothing is written.
+        INSERT INTO drift.event_status_counts (status, events)
+        SELECT c.status, sum(c.sign) FROM (
+            SELECT o.status, -1 AS sign FROM old_rows o
+            UNION ALL SELECT n.status, 1 FROM new_rows n
+        ) c
+        GROUP BY c.status HAVING sum(c.sign) <> 0;
+    END IF;
+    RETURN NULL;
+END $$;
+COMMENT ON FUNCTION drift.count_event_statuses() IS 'After a write to drift_events: appends the change of events per status to drift.event_status_counts.';
+CREATE OR REPLACE TRIGGER drift_events_count_insert AFTER INSERT ON drift.drift_events
+    REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION drift.count_event_statuses();
+CREATE OR REPLACE TRIGGER drift_events_count_update AFTER UPDATE ON drift.drift_events
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION drift.count_event_statuses();
+CREATE OR REPLACE TRIGGER drift_events_count_delete AFTER DELETE ON drift.drift_events
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION drift.count_event_statuses();
+
+CREATE OR REPLACE FUNCTION drift.fold_event_status_counts() RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    k bigint;
+BEGIN
+    -- Deltas appended meanwhile are not seen by the DELETE and stay for the next fold.
+    WITH moved AS (DELETE FROM drift.event_status_counts RETURNING *)
+    INSERT INTO drift.event_status_counts (status, events)
+    SELECT m.status, sum(m.events) FROM moved m GROUP BY m.status HAVING sum(m.events) <> 0;
+    GET DIAGNOSTICS k = ROW_COUNT;
+    RETURN k;
+END $$;
+COMMENT ON FUNCTION drift.fold_event_status_counts() IS 'Folds the status deltas into one row per status (drift.compact_rollups calls it, one session at a time); returns the rows written.';
+
+CREATE OR REPLACE VIEW drift.event_status_totals AS
+SELECT s.status, coalesce(sum(c.events), 0)::bigint AS events
+FROM unnest('{pending,running,resolved,failed}'::text[]) AS s(status)
+LEFT JOIN drift.event_status_counts AS c ON c.status = s.status
+GROUP BY s.status;
+COMMENT ON VIEW drift.event_status_totals IS 'Drift events per status now (driftloop_events), from the deltas of drift.event_status_counts: as many rows to read as status changes since the last fold, not one per event.';
+COMMENT ON COLUMN drift.event_status_totals.status IS 'pending, running, resolved or failed.';
+COMMENT ON COLUMN drift.event_status_totals.events IS 'Events in that status.';

@@ -4,6 +4,7 @@ import driftloop
 dl = driftloop.connect()              # DATABASE_URL, .env, or the embedded server
 ids = dl.log_interactions([{"model": "support-bot", "prompt": "...", "response": "..."}])
 dl.log_embeddings("support-bot", vectors, interaction_ids=ids)
+dl.feedback(ids[0], correct=False)    # a late label (or feedback=-1/0/1)
 events = dl.evaluate()
 """
 
@@ -102,19 +103,20 @@ class Client:
         if not checked:
             return []
         batch_key = uuid.uuid4()
-        allocated: list[int] = []
 
         def work(conn: psycopg.Connection[Any], attempt: Attempt) -> list[int]:
             with conn.transaction():
-                if not allocated:
-                    # Ids and created_at are fixed once: a retry writes exactly the same rows.
-                    now, new_ids = self._allocate_ids(conn, len(checked))
-                    allocated.extend(new_ids)
-                    for row, new_id in zip(checked, new_ids, strict=True):
-                        row["id"] = new_id
-                        row["created_at"] = row["created_at"] or now
+                # Each attempt takes ids of its own. An earlier attempt that died uncommitted in a
+                # crash may hold ids the server then hands out again (a sequence restarts from
+                # its last durable value): reusing them would log two rows, of two batches,
+                # under one id. created_at stays the first attempt's.
+                now, new_ids = self._allocate_ids(conn, len(checked))
                 if not self._claim_batch(conn, batch_key, "interaction", len(checked)):
-                    return self._interaction_ids(conn, checked)  # an earlier attempt committed it
+                    # An earlier attempt committed it: the rows still carry the ids it wrote.
+                    return self._interaction_ids(conn, checked)
+                for row, new_id in zip(checked, new_ids, strict=True):
+                    row["id"] = new_id
+                    row["created_at"] = row["created_at"] or now
                 try:
                     self._copy_interactions(conn, checked)
                 except psycopg.errors.UniqueViolation as exc:
@@ -176,6 +178,47 @@ class Client:
             return written
 
         return self._call("log_embeddings", work)
+
+    def feedback(
+        self, interaction_id: int, *, feedback: int | None = None, correct: bool | None = None
+    ) -> dict[str, Any]:
+        """Late feedback (-1, 0, 1) and/or a label (`correct`) for a logged interaction.
+
+        The fields given are set, the others keep their value. Returns the row's id, feedback
+        and correct (as the `feedback` edge function and the Supabase client do). The row is
+        found through its id's partition step, so the update touches one partition however
+        many days are kept. An id that was never logged is an InputError.
+        """
+        if isinstance(interaction_id, bool) or not isinstance(interaction_id, int) or interaction_id < 1:
+            raise InputError(f"must be a positive integer, got {interaction_id!r}", field="interaction_id")
+        if feedback is None and correct is None:
+            raise InputError("nothing to update: give feedback and/or correct", field="feedback")
+        if feedback is not None and (isinstance(feedback, bool) or feedback not in (-1, 0, 1)):
+            raise InputError(f"must be -1, 0 or 1, got {feedback!r}", field="feedback")
+        if correct is not None and not isinstance(correct, bool):
+            raise InputError(f"must be true or false, got {correct!r}", field="correct")
+        params = {
+            "id": interaction_id,
+            "set_feedback": feedback is not None,
+            "feedback": None if feedback is None else int(feedback),
+            "set_correct": correct is not None,
+            "correct": correct,
+        }
+
+        def work(conn: psycopg.Connection[Any], attempt: Attempt) -> dict[str, Any]:
+            cur = conn.cursor(row_factory=dict_row)
+            with conn.transaction():
+                steps = cur.execute(sql("interaction_steps"), {"id": interaction_id}).fetchall()
+                for step in steps:  # almost always one
+                    # Never prepared: a prepared statement soon runs a generic plan, which cannot
+                    # prune at plan time and opens and locks every partition at each execution.
+                    row = cur.execute(sql("label_interaction"), {**params, **step}, prepare=False).fetchone()
+                    if row is not None:
+                        return {"interaction_id": row["id"], "feedback": row["feedback"], "correct": row["correct"]}
+            raise InputError(f"no interaction with id {interaction_id}", field="interaction_id")
+
+        # Setting the same values twice is harmless: a retry after a lost COMMIT is safe.
+        return self._call("feedback", work)
 
     # -- drift -----------------------------------------------------------------------------
     def set_baseline(

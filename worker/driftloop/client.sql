@@ -63,3 +63,17 @@ SELECT drift.compact_rollups();
 -- name: report_at
 SELECT * FROM drift.drift_report(coalesce(%(as_of)s::timestamptz, now()), %(models)s::text[])
 ORDER BY model, kind, metric;
+
+-- name: interaction_steps
+-- The partition steps an interaction id can be in (newest first): a label by id then touches
+-- one partition, not the primary key of every one (db/repeatable/36_id_ranges.sql).
+SELECT starts, ends FROM drift.interaction_steps(%(id)s);
+
+-- name: label_interaction
+-- A late label or feedback; the created_at range of one step lets the planner prune to one
+-- partition. A field not given keeps its value.
+UPDATE drift.interaction_log
+SET feedback = CASE WHEN %(set_feedback)s THEN %(feedback)s::smallint ELSE feedback END,
+    correct = CASE WHEN %(set_correct)s THEN %(correct)s::boolean ELSE correct END
+WHERE id = %(id)s AND created_at >= %(starts)s AND created_at < %(ends)s
+RETURNING id, feedback, correct;

@@ -3,8 +3,9 @@
 The logs are partitioned by time (migration 0011_partitions); retention drops whole
 partitions, which costs a catalog update instead of a DELETE of every row (no bloat, no
 vacuum debt). The rollups, baselines, events and model versions stay, so detection and the
-history in Grafana go on unchanged. Old rollup buckets are folded to hourly rows on the way
-(the `rollup_hourly_after` setting).
+history in Grafana go on unchanged. What each evaluation leaves (drift.evaluation_history)
+goes with the logs of the same age, but for each metric's latest evaluation. Old rollup
+buckets are folded to hourly rows on the way (the `rollup_hourly_after` setting).
 """
 
 from __future__ import annotations
@@ -44,22 +45,32 @@ class Dropped:
 
 
 @dataclass(frozen=True)
+class HistoryPruned:
+    table: str
+    before: datetime
+    rows: int
+
+
+@dataclass(frozen=True)
 class PruneResult:
     dropped: list[Dropped] = field(default_factory=list)
     partitions_created: int = 0
     hourly_rows: int = 0
+    history: list[HistoryPruned] = field(default_factory=list)
 
 
 def prune(conn: psycopg.Connection[Any], older_than: str) -> PruneResult:
     """Drop log partitions older than `older_than` (interval text), in one transaction.
 
     Also moves rows out of the default partitions into partitions of their own (so that a
-    back-fill can be pruned like the rest) and folds old rollup buckets to hourly rows.
+    back-fill can be pruned like the rest), deletes the evaluation history of that age (each
+    metric's latest evaluation stays) and folds old rollup buckets to hourly rows.
     """
     with conn.transaction():
         created = conn.execute(query("ensure_partitions")).fetchone()
         try:
             rows = conn.execute(query("prune_logs"), {"older_than": older_than}).fetchall()
+            history = conn.execute(query("prune_history"), {"older_than": older_than}).fetchall()
         except psycopg.errors.InvalidParameterValue as exc:
             raise DriftloopError(exc.diag.message_primary or str(exc)) from None
         hourly = conn.execute(query("compact_hourly")).fetchone()
@@ -67,6 +78,7 @@ def prune(conn: psycopg.Connection[Any], older_than: str) -> PruneResult:
         dropped=[Dropped(*row) for row in rows],
         partitions_created=int(created[0]) if created else 0,
         hourly_rows=int(hourly[0]) if hourly else 0,
+        history=[HistoryPruned(table, before, int(n)) for table, before, n in history],
     )
 
 

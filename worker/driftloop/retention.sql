@@ -14,3 +14,6 @@ SELECT p.log, p.partition, p.starts, p.ends, p.is_default,
     pg_total_relation_size(format('drift.%I', p.partition)::regclass) AS bytes
 FROM drift.log_partitions() p
 ORDER BY p.log, p.starts NULLS FIRST;
+
+-- name: prune_history
+SELECT history, before, rows_deleted FROM drift.prune_history(%(older_than)s::interval);

@@ -67,7 +67,7 @@ def stop() -> None:
 @db.command()
 @click.option("--older-than", "older_than", required=True, metavar="AGE", help="e.g. 30d, 12h, 2w.")
 def prune(older_than: str) -> None:
-    """Drop whole log partitions older than AGE; rollups and baselines stay."""
+    """Drop whole log partitions older than AGE, and the evaluation history of that age; rollups and baselines stay."""
     from driftloop import retention
     from driftloop.errors import DriftloopError
 
@@ -86,6 +86,8 @@ def prune(older_than: str) -> None:
         else:
             size = f"{d.bytes / 1e6:.1f} MB" if d.bytes is not None else "?"
             click.echo(f"dropped {d.partition} [{d.starts:%Y-%m-%d} .. {d.ends:%Y-%m-%d}) {size}")
+    for h in result.history:
+        click.echo(f"deleted {h.rows} {h.table} row(s) evaluated before {h.before:%Y-%m-%d %H:%M}")
     click.echo(
         f"{len(result.dropped)} partition(s) pruned, {result.partitions_created} created, "
         f"{result.hourly_rows} hourly rollup row(s) written"

@@ -28,7 +28,8 @@ ORDER BY (r.event_id = e.id) DESC, (o.metric = e.metric) DESC, r.id
 LIMIT 1;
 
 -- name: start_run
-SELECT id FROM drift.start_run(%(event_id)s, %(worker)s, %(action)s, %(action_type)s) AS id WHERE id IS NOT NULL;
+SELECT id FROM drift.start_run(%(event_id)s, %(worker)s, %(action)s, %(action_type)s, %(lease_s)s) AS id
+WHERE id IS NOT NULL;
 
 -- name: finish_run
 SELECT outcome FROM drift.finish_run(%(event_id)s, %(worker)s, %(run_id)s, %(outcome)s, %(output)s, %(error)s) AS outcome
@@ -49,7 +50,7 @@ SELECT id FROM drift.release_events(%(worker)s, %(ids)s::bigint[]) AS id;
 -- Seconds until the next pending event is due or another worker's lease expires (NULL: none).
 SELECT extract(epoch FROM least(
     (SELECT min(run_after) FROM drift.drift_events WHERE status = 'pending'),
-    (SELECT min(lease_expires_at) FROM drift.drift_events
+    (SELECT min(drift.lease_expiry(lease_expires_at, lease_renewed_at)) FROM drift.drift_events
      WHERE status = 'running' AND claimed_by IS DISTINCT FROM %(worker)s)
 ) - now())::float8;
 
@@ -74,7 +75,8 @@ SELECT status, claimed_by, lease_expires_at FROM drift.drift_events WHERE id = %
 -- Everything /metrics reads from the database, in one statement (one snapshot) of rows
 -- (family, a, b, c, le, value): the drift views; events per status; the oldest pending
 -- event's age; each model's last evaluation; action runs by outcome; and the cumulative
--- buckets of the two histograms counted in SQL (le = +Inf carries the count, c the sum).
+-- buckets of the two histograms (le = +Inf carries the count, c the sum). Events and runs
+-- are read from counters kept as they are written, never counted one by one here.
 -- Reads views and drift_events only (what driftloop_reader may read).
 WITH status AS MATERIALIZED (
     SELECT model, kind, metric, score, threshold, p_value, CASE WHEN drifted THEN 1.0 ELSE 0.0 END AS drifted
@@ -86,10 +88,7 @@ UNION ALL SELECT 'threshold', model, kind, metric, NULL, threshold FROM status W
 UNION ALL SELECT 'p_value', model, kind, metric, NULL, p_value FROM status WHERE p_value IS NOT NULL
 UNION ALL SELECT 'drifted', model, kind, metric, NULL, drifted FROM status
 UNION ALL
-SELECT 'events', s.status, NULL, NULL, NULL, count(e.id)::float8
-FROM unnest('{pending,running,resolved,failed}'::text[]) AS s(status)
-LEFT JOIN drift.drift_events AS e ON e.status = s.status
-GROUP BY s.status
+SELECT 'events', status, NULL, NULL, NULL, events::float8 FROM drift.event_status_totals
 UNION ALL
 SELECT 'oldest_pending', NULL, NULL, NULL, NULL,
     coalesce(greatest(extract(epoch FROM now() - min(created_at)), 0), 0)::float8

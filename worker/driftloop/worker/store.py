@@ -8,6 +8,7 @@ lost to another worker: the caller gets `LeaseLost` instead of overwriting that 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -54,8 +55,18 @@ class Store:
             name="driftloop-worker",
             open=True,
         )
+        # The heartbeat renews leases on a connection of its own, opened again at each beat
+        # while the server is away: after a restart the pool reconnects on its own backoff
+        # (seconds, doubling), and a holder that renews late loses its event to another
+        # worker, which runs the action a second time.
+        self._lease_conn: psycopg.Connection[Any] | None = None
+        self._lease_lock = threading.Lock()
 
     def close(self) -> None:
+        with self._lease_lock:
+            if self._lease_conn is not None:
+                self._lease_conn.close()
+                self._lease_conn = None
         self.pool.close()
 
     # -- plumbing -----------------------------------------------------------------
@@ -120,9 +131,27 @@ class Store:
         return [DriftEvent.from_row(r) for r in rows]
 
     def extend_leases(self, ids: list[int]) -> set[int]:
-        """Extend the leases of events in progress; returns the ids still held."""
-        rows = self.execute("extend_leases", {"ids": ids}, retry=False)
-        return {r["id"] for r in rows}
+        """Extend the leases of events in progress; returns the ids still held.
+
+        Raises psycopg.OperationalError when the server cannot be reached (the next call
+        connects afresh).
+        """
+        with self._lease_lock:
+            try:
+                if self._lease_conn is None or self._lease_conn.closed:
+                    self._lease_conn = psycopg.connect(
+                        self.database_url,
+                        autocommit=True,
+                        connect_timeout=max(2, round(self.lease_s / 3)),
+                        application_name=f"driftloop-heartbeat {self.worker_id}"[:63],
+                    )
+                rows = self._lease_conn.execute(query("extend_leases"), self._params({"ids": ids})).fetchall()
+            except psycopg.OperationalError:
+                if self._lease_conn is not None:
+                    self._lease_conn.close()
+                    self._lease_conn = None
+                raise
+        return {r[0] for r in rows}
 
     def next_due_s(self) -> float | None:
         row = self.execute("next_due", fetch="one", retry=False)

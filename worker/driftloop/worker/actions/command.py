@@ -1,9 +1,14 @@
 """`command`: run an argv list (no shell) with the event JSON on stdin.
 
 The environment carries DRIFTLOOP_EVENT_ID, DRIFTLOOP_MODEL, DRIFTLOOP_KIND,
-DRIFTLOOP_METRIC, DRIFTLOOP_ACTION, DRIFTLOOP_ATTEMPT, DRIFTLOOP_WINDOW_START/END and
-DATABASE_URL, plus the `env` table of the action. A non-zero exit or the timeout fails the
-action and keeps the tail of stderr.
+DRIFTLOOP_METRIC, DRIFTLOOP_ACTION, DRIFTLOOP_ATTEMPT, DRIFTLOOP_WINDOW_START/END,
+DRIFTLOOP_DELIVERY and DATABASE_URL, plus the `env` table of the action. A non-zero exit or
+the timeout fails the action and keeps the tail of stderr.
+
+DRIFTLOOP_DELIVERY is "<event id>:<action>", the same on every attempt (the webhook's
+X-Driftloop-Delivery): a worker killed after its command finished but before the run was
+recorded leaves the event to be run again, and a command whose effect must not happen
+twice drops a delivery it has already done.
 
 The command runs in a process group of its own under a small supervisor
 (driftloop/worker/supervisor.py) that ends the group when the worker dies, even by SIGKILL:
@@ -58,6 +63,7 @@ def event_environment(ctx: ActionContext) -> dict[str, str]:
         "DRIFTLOOP_METRIC": event.metric,
         "DRIFTLOOP_ACTION": ctx.action,
         "DRIFTLOOP_ATTEMPT": str(event.attempts),
+        "DRIFTLOOP_DELIVERY": f"{event.id}:{ctx.action}",
         "DRIFTLOOP_WINDOW_START": event.window_start.isoformat() if event.window_start else "",
         "DRIFTLOOP_WINDOW_END": event.window_end.isoformat() if event.window_end else "",
         "DATABASE_URL": ctx.database_url,
