@@ -56,6 +56,9 @@ RATE_PER_HOUR = 300
 SQL_RULE = "evidence + mean 1h at look_alpha (the SQL rule)"
 STREAM_DEADLINES = {"new topic 10%": 3.0, "new topic 20%": 1.0, "40% moved": 1.0, "10% moved": 3.0}
 SCAN_LENGTHS = (30, 60, 180)  # minutes; scan_p columns: (mean, cluster) per length
+# Tunings of the sequential test, (evidence_shift, evidence_direction_window in minutes), each
+# at its formula line; the first is the default, the one drift.evaluate() runs.
+TUNINGS: tuple[tuple[float, int], ...] = ((0.25, 60), (0.25, 30), (0.25, 120), (0.15, 60), (0.15, 120), (0.35, 60))
 STREAM_RULES: dict[str, list[int]] = {
     "mean 1h": [2],
     "mean 3h": [4],
@@ -111,37 +114,55 @@ def calibrate(minp: np.ndarray, days: float, per_30_days: float = 1.0) -> float:
     return best
 
 
-Alarm = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (scan p-values, evidence) -> alarm per minute
+# (scan p-values, the sequential test's columns per tuning) -> alarm per minute
+Alarm = Callable[[np.ndarray, list[np.ndarray]], np.ndarray]
 
 
 def scan_rule(cols: list[int], level: float) -> Alarm:
-    return lambda p, ev: p[:, cols].min(axis=1) < level
+    return lambda p, evs: p[:, cols].min(axis=1) < level
 
 
-def fixed_rules(threshold: float) -> dict[str, Alarm]:
-    """The rules whose decision line is set by formula, as drift.evaluate() applies them."""
-    mean_1h: Alarm = lambda p, ev: p[:, 2] < TODAY_LOOK_ALPHA  # noqa: E731
-    evidence: Alarm = lambda p, ev: ds.evidence_alarm(ev, threshold)  # noqa: E731
-    return {
+def evidence_rule(tuning: int, threshold: float) -> Alarm:
+    return lambda p, evs: ds.evidence_alarm(evs[tuning], threshold)
+
+
+def fixed_rules() -> dict[str, Alarm]:
+    """The rules whose decision line is set by formula, as drift.evaluate() applies them, and
+    the other tunings of the sequential test (each with the one-hour mean test)."""
+    def mean_1h(p: np.ndarray, evs: list[np.ndarray]) -> np.ndarray:
+        return p[:, 2] < TODAY_LOOK_ALPHA
+
+    def with_mean(rule: Alarm) -> Alarm:
+        return lambda p, evs: mean_1h(p, evs) | rule(p, evs)
+
+    shift = TUNINGS[0][0]
+    evidence = evidence_rule(0, ds.evidence_threshold(RATE_PER_HOUR, shift=shift))
+    rules = {
         "today: mean 1h at look_alpha": mean_1h,
         "evidence (formula threshold)": evidence,
-        "evidence + mean 1h at look_alpha (the SQL rule)": lambda p, ev: mean_1h(p, ev) | evidence(p, ev),
+        SQL_RULE: with_mean(evidence),
+        # The line before this round: half the budget to the sequential test (ln 2 lower).
+        "evidence at half the budget + mean 1h": with_mean(
+            evidence_rule(0, ds.evidence_threshold(RATE_PER_HOUR, shift=shift) - np.log(2))),
     }
+    for i, (k, look_back) in enumerate(TUNINGS[1:], start=1):
+        rules[f"evidence k={k:g} direction {look_back} min + mean 1h"] = with_mean(
+            evidence_rule(i, ds.evidence_threshold(RATE_PER_HOUR, shift=k)))
+    return rules
 
 
 def streams(corpus: Corpus, lift: bool, replays: int, days: float, trials: int) -> dict[str, Any]:
-    threshold = ds.evidence_threshold(RATE_PER_HOUR)
     cal: dict[str, list[np.ndarray]] = {k: [] for k in STREAM_RULES}
     ver: dict[str, list[np.ndarray]] = {k: [] for k in STREAM_RULES}
-    free: list[tuple[np.ndarray, np.ndarray]] = []
+    free: list[tuple[np.ndarray, list[np.ndarray]]] = []
     for r in range(replays):
         rng = np.random.default_rng(r)
         sampler = TopicSampler(corpus, rng, min_rows=1000)
-        _, p, ev = ds.simulate(sampler, RealCase("none"), rate_per_hour=RATE_PER_HOUR, baseline_hours=24,
-                               hours=24 * days, rng=rng, lengths=SCAN_LENGTHS, lift=lift)
+        _, p, evs = ds.simulate(sampler, RealCase("none"), rate_per_hour=RATE_PER_HOUR, baseline_hours=24,
+                                hours=24 * days, rng=rng, lengths=SCAN_LENGTHS, lift=lift, tunings=TUNINGS)
         for k, cols in STREAM_RULES.items():
             (cal if r % 2 == 0 else ver)[k].append(p[:, cols].min(axis=1))
-        free.append((p, ev))
+        free.append((p, evs))
     half_days = days * ((replays + 1) // 2)
     ver_days = days * (replays // 2)
     levels = {k: calibrate(np.concatenate(v), half_days) for k, v in cal.items()}
@@ -151,9 +172,9 @@ def streams(corpus: Corpus, lift: bool, replays: int, days: float, trials: int) 
         for k in STREAM_RULES
     }
     # The formula rules need no calibration: every drift-free replay verifies them.
-    for name, rule in fixed_rules(threshold).items():
+    for name, rule in fixed_rules().items():
         rules[name] = rule
-        false_events[name] = round(sum(ds.crossings(rule(p, ev)) for p, ev in free) * 30 / (days * replays), 2)
+        false_events[name] = round(sum(ds.crossings(rule(p, evs)) for p, evs in free) * 30 / (days * replays), 2)
     caught: dict[str, dict[str, float]] = {name: {} for name in rules}
     caught["seed_rule_0.15 (1h window)"] = {}
     minutes_to_event: dict[str, dict[str, float | None]] = {}
@@ -164,10 +185,11 @@ def streams(corpus: Corpus, lift: bool, replays: int, days: float, trials: int) 
         for t in range(trials):
             rng = np.random.default_rng(1_000 + t)
             sampler = TopicSampler(corpus, rng, min_rows=1000)
-            base, p, ev = ds.simulate(sampler, case, rate_per_hour=RATE_PER_HOUR, baseline_hours=24, hours=deadline,
-                                      rng=rng, lengths=SCAN_LENGTHS, lift=lift, pre_hours=3)
+            base, p, evs = ds.simulate(sampler, case, rate_per_hour=RATE_PER_HOUR, baseline_hours=24,
+                                       hours=deadline, rng=rng, lengths=SCAN_LENGTHS, lift=lift, pre_hours=3,
+                                       tunings=TUNINGS)
             for name, rule in rules.items():
-                first = ds.first_alarm(rule(p, ev))
+                first = ds.first_alarm(rule(p, evs))
                 hits[name] += first is not None
                 if name == SQL_RULE and first is not None:
                     delays.append(first)
@@ -179,7 +201,7 @@ def streams(corpus: Corpus, lift: bool, replays: int, days: float, trials: int) 
         for name in caught:
             caught[name][f"{case_name} within {deadline:g}h"] = round(100 * hits[name] / trials, 1)
         minutes_to_event[case_name] = {"median_of_caught": float(np.median(delays)) if delays else None}
-    return {"levels": levels, "evidence_threshold_nats": round(threshold, 3),
+    return {"levels": levels, "evidence_threshold_nats": round(ds.evidence_threshold(RATE_PER_HOUR), 3),
             "false_events_per_30_days_verified": false_events, "caught_percent": caught,
             "minutes_to_event_sql_rule": minutes_to_event,
             "replay_days_calibrate": half_days, "replay_days_verify": ver_days,

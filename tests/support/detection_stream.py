@@ -186,20 +186,28 @@ def evidence(n: np.ndarray, sums: np.ndarray, base: EvidenceBaseline, *, shift: 
     fs = base.features(sums)
     cs = np.vstack([np.zeros((1, fs.shape[1])), np.cumsum(fs, axis=0)])
     mean = base.features(base.mean)
-    out = np.empty((len(n) - start, 3))
-    for t in range(start, len(n)):
-        lo = max(0, t - look_back)
-        m = cn[t] - cn[lo]
-        if n[t] > 0 and m >= min_n:
-            u = base.inverse @ ((cs[t] - cs[lo]) / m - mean)
-            var = float(u @ base.cov @ u)
-            if var > 0:
-                z = (fs[t] @ u - n[t] * (mean @ u + base.bias)) / np.sqrt(var)
-                if st.statistic == 0:
-                    st.run_n = 0
-                st.statistic = max(0.0, st.statistic + shift * z - n[t] * shift * shift / 2)
-                st.run_n = st.run_n + n[t] if st.statistic > 0 else 0
-        out[t - start] = st.statistic, st.run_n, cn[t + 1] - cn[max(0, t + 1 - look_back)]
+    t = np.arange(start, len(n))
+    lo = np.maximum(0, t - look_back)
+    m = cn[t] - cn[lo]
+    # Every bucket's direction depends only on the buckets before it, so all of them are
+    # computed at once; only the CUSUM recursion itself runs bucket by bucket.
+    z = np.full(len(t), np.nan)
+    use = (n[t] > 0) & (m >= min_n)
+    if use.any():
+        u = ((cs[t[use]] - cs[lo[use]]) / m[use, None] - mean) @ base.inverse.T
+        var = np.einsum("ij,ij->i", u @ base.cov, u)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z[use] = np.where(var > 0, (np.einsum("ij,ij->i", fs[t[use]], u) - n[t[use]] * (u @ mean + base.bias))
+                              / np.sqrt(np.where(var > 0, var, 1)), np.nan)
+    out = np.empty((len(t), 3))
+    out[:, 2] = cn[t + 1] - cn[np.maximum(0, t + 1 - look_back)]
+    for i, b in enumerate(t):
+        if not np.isnan(z[i]):
+            if st.statistic == 0:
+                st.run_n = 0
+            st.statistic = max(0.0, st.statistic + shift * z[i] - n[b] * shift * shift / 2)
+            st.run_n = st.run_n + n[b] if st.statistic > 0 else 0
+        out[i, :2] = st.statistic, st.run_n
     return out, st
 
 
@@ -209,17 +217,19 @@ def evidence_alarm(ev: np.ndarray, threshold: float, min_n: int = 100) -> np.nda
 
 
 def evidence_threshold(rate_per_hour: float, false_alarm_days: float = 30.0, shift: float = 0.25) -> float:
-    """drift.evidence_threshold: ln(N k^2), N the embeddings of one false-alarm interval."""
-    return max(float(np.log(rate_per_hour * 24 * false_alarm_days * shift * shift)), 1.0)
+    """drift.evidence_threshold: ln(2 N k^2), N the embeddings of one false-alarm interval."""
+    return max(float(np.log(2 * rate_per_hour * 24 * false_alarm_days * shift * shift)), 1.0)
 
 
 def simulate(sampler: TopicSampler, case: RealCase, *, rate_per_hour: float, baseline_hours: float,
              hours: float, rng: np.random.Generator, lengths: tuple[int, ...], lift: bool = False,
              k: int = 16, chunk_days: float = 1.0, pre_hours: float = 0.0,
-             ) -> tuple[Baseline, np.ndarray, np.ndarray]:
+             tunings: tuple[tuple[float, int], ...] = ((0.25, 60),),
+             ) -> tuple[Baseline, np.ndarray, list[np.ndarray]]:
     """A baseline of ``baseline_hours`` then ``hours`` of traffic in ``case``, bucketed per
-    minute; returns the baseline, the scan p-values of every minute (columns as scan_p) and
-    the sequential test's (statistic, run) after every minute."""
+    minute; returns the baseline, the scan p-values of every minute (columns as scan_p) and,
+    per tuning (evidence_shift, evidence_direction_window in minutes) of the sequential test,
+    its columns of ``evidence`` after every minute."""
     def draw(n: int, c: RealCase) -> np.ndarray:
         x = sampler.draw(n, c)
         return ada_like(x) if lift else x
@@ -227,8 +237,8 @@ def simulate(sampler: TopicSampler, case: RealCase, *, rate_per_hour: float, bas
     ref = draw(rng.poisson(rate_per_hour * baseline_hours), RealCase("baseline"))
     base = make_baseline(ref, rng, k=k)
     ev_base = EvidenceBaseline.of(ref)
-    ev_state = EvidenceState()
-    ev_out = []
+    ev_states = [EvidenceState() for _ in tunings]
+    ev_out: list[list[np.ndarray]] = [[] for _ in tunings]
     span = max(lengths)
     pre = int(round(pre_hours * 60))
     minutes = pre + int(round(hours * 60))
@@ -248,9 +258,11 @@ def simulate(sampler: TopicSampler, case: RealCase, *, rate_per_hour: float, bas
             start = 0
         p = scan_p(b, base, lengths, start)
         out.append(p)
-        ev, ev_state = evidence(b.n, b.sums, ev_base, start=start, state=ev_state)
-        ev_out.append(ev)
+        for i, (shift, look_back) in enumerate(tunings):
+            ev, ev_states[i] = evidence(b.n, b.sums, ev_base, shift=shift, look_back=look_back, start=start,
+                                        state=ev_states[i])
+            ev_out[i].append(ev)
         keep = min(span, len(b.n))
         carry = Buckets(b.n[-keep:], b.sums[-keep:], b.cells[-keep:])
         s += m
-    return base, np.vstack(out)[pre:], np.vstack(ev_out)[pre:]
+    return base, np.vstack(out)[pre:], [np.vstack(e)[pre:] for e in ev_out]
