@@ -18,9 +18,10 @@ machine's noise falls on every case alike; each figure is a median:
 - sequential test: what folding each new minute into the sequential embedding test
   (mean_shift_evidence) costs. Twins of the 600 and 6,000 cases (the same rows) whose
   calibration has no evidence_bias, which the fold skips: the ratio on/off of the evaluation
-  after one minute of traffic. And on the 600 and 6,000 cases, one full catch-up fold of
-  evidence_horizon (6 hours) as after a baseline is set (its evidence deleted and folded again
-  in a transaction rolled back, only the fold timed).
+  after one minute of traffic. And on the 600 and 6,000 cases, the fold alone: of the newest
+  bucket (what a per-minute evaluation folds), and one full catch-up fold of evidence_horizon
+  (6 hours) as after a baseline is set (its evidence deleted and folded again in a
+  transaction rolled back, only the fold timed).
 
 Also per case: `re_evaluate_s` (evaluating again with nothing new: every bucket cached) and
 `cold_window_s` (the first evaluation after the baseline is set: every bucket of the window
@@ -69,7 +70,7 @@ class Case:
     rng: np.random.Generator = field(init=False)
     center: np.ndarray = field(init=False)
     as_of: datetime = field(init=False)
-    folded: int = field(init=False, default=0)  # buckets of the last catch-up fold
+    folded: int = field(init=False, default=0)  # buckets of the last timed fold
 
     sequential_test: bool = True
 
@@ -119,16 +120,27 @@ class Case:
         self.conn.execute("SELECT count(*) FROM drift.evaluate(%s)", (self.as_of,)).fetchone()
         return time.perf_counter() - start
 
-    def catch_up_fold(self) -> float:
-        """One fold of the whole evidence_horizon before now, as the first after a baseline is set."""
+    def refold(self, unfold: str) -> float:
+        """Time the fold after deleting the evidence rows `unfold` selects (rolled back after)."""
         with self.conn.transaction(force_rollback=True):
-            self.conn.execute("DELETE FROM drift.embedding_evidence WHERE model = %s", (MODEL,))
+            self.conn.execute(unfold, {"m": MODEL})
             start = time.perf_counter()
             row = self.conn.execute("SELECT drift.embedding_evidence_fold(%s, %s)", (MODEL, self.as_of)).fetchone()
             elapsed = time.perf_counter() - start
-        assert row is not None and row[0] > 0, "the catch-up folded no bucket"
+        assert row is not None and row[0] > 0, "the fold folded no bucket"
         self.folded = int(row[0])
         return elapsed
+
+    def catch_up_fold(self) -> float:
+        """One fold of the whole evidence_horizon before now, as the first after a baseline is set."""
+        return self.refold("DELETE FROM drift.embedding_evidence WHERE model = %(m)s")
+
+    def fold_one(self) -> float:
+        """The fold of one new bucket, the sequential test's share of a per-minute evaluation."""
+        return self.refold(
+            "DELETE FROM drift.embedding_evidence WHERE model = %(m)s"
+            " AND bucket = (SELECT max(bucket) FROM drift.embedding_evidence WHERE model = %(m)s)"
+        )
 
     def naive(self) -> float:
         """What the rollups save: averaging the raw rows of the baseline and of the current window."""
@@ -186,6 +198,7 @@ def main() -> None:
         steps = interleaved_medians(args.repeats, {name: case.step for name, case in loaded.items()})
         again = interleaved_medians(args.repeats, {name: case.re_evaluate for name, case in loaded.items()})
         sequential_on = {rate: loaded[window_case(rate)] for rate in SEQUENTIAL_RATES}
+        fold_one = interleaved_medians(args.repeats, {str(rate): case.fold_one for rate, case in sequential_on.items()})
         catch_up = interleaved_medians(
             max(3, args.repeats // 3), {str(rate): case.catch_up_fold for rate, case in sequential_on.items()}
         )
@@ -222,6 +235,7 @@ def main() -> None:
                 "evaluate_s": round(steps[window_case(rate)], 6),
                 "evaluate_without_s": round(steps[f"sequential_off_{rate}"], 6),
                 "on_over_off": round(steps[window_case(rate)] / steps[f"sequential_off_{rate}"], 3),
+                "fold_one_bucket_s": round(fold_one[str(rate)], 6),
                 "catch_up_fold_s": round(catch_up[str(rate)], 4),
                 "catch_up_buckets": sequential_on[rate].folded,
             }

@@ -3116,6 +3116,9 @@ BEGIN
                    coalesce(array_agg(x.vec_sum ORDER BY x.bucket), '{}') || win_vec
             INTO win_bucket, win_n, win_vec
             FROM drift.embedding_buckets(p_model, win_from, first_fold) x;
+            -- The totals again from the lists: a row logged late since the first read is in both.
+            SELECT coalesce(sum(t.c), 0), sum(t.v) INTO win_count, win_sum FROM unnest(win_n, win_vec) t(c, v);
+            updates := 0;
             win_listed := true;
         END IF;
         WHILE win_head <= cardinality(win_bucket) AND win_bucket[win_head] < r.bucket - look_back LOOP
@@ -3133,7 +3136,7 @@ BEGIN
             updates := 0;
         END IF;
         z := NULL;
-        IF win_count >= min_n THEN
+        IF win_count >= min_n AND win_count > 0 THEN
             u := drift.evidence_inverse_times(p_model,
                 drift.scale_vector(drift.evidence_features(p_model, win_sum), 1.0 / win_count) - mu_f);
             var := -(u <#> drift.evidence_covariance_times(p_model, u));
@@ -4804,5 +4807,5 @@ END $$;
 
 CREATE TABLE IF NOT EXISTS drift.alembic_version (version_num varchar(32) NOT NULL CONSTRAINT alembic_version_pkc PRIMARY KEY);
 INSERT INTO drift.alembic_version (version_num) VALUES ('0014_reliability');
-INSERT INTO drift.code_layer (digest) VALUES ('438a9422857753351aa1e8b00c6712f73cd9a723ba5deea364cd00d081bcfe32');
+INSERT INTO drift.code_layer (digest) VALUES ('5f37f36111a96538043651382ba580d510e8b3dfffc7d6cfe74cf7343dc6a657');
 COMMIT;

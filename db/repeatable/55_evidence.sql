@@ -247,6 +247,9 @@ BEGIN
                    coalesce(array_agg(x.vec_sum ORDER BY x.bucket), '{}') || win_vec
             INTO win_bucket, win_n, win_vec
             FROM drift.embedding_buckets(p_model, win_from, first_fold) x;
+            -- The totals again from the lists: a row logged late since the first read is in both.
+            SELECT coalesce(sum(t.c), 0), sum(t.v) INTO win_count, win_sum FROM unnest(win_n, win_vec) t(c, v);
+            updates := 0;
             win_listed := true;
         END IF;
         WHILE win_head <= cardinality(win_bucket) AND win_bucket[win_head] < r.bucket - look_back LOOP
@@ -264,7 +267,7 @@ BEGIN
             updates := 0;
         END IF;
         z := NULL;
-        IF win_count >= min_n THEN
+        IF win_count >= min_n AND win_count > 0 THEN
             u := drift.evidence_inverse_times(p_model,
                 drift.scale_vector(drift.evidence_features(p_model, win_sum), 1.0 / win_count) - mu_f);
             var := -(u <#> drift.evidence_covariance_times(p_model, u));
