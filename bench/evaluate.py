@@ -15,6 +15,14 @@ machine's noise falls on every case alike; each figure is a median:
 - window growth: 600, 6,000 and 60,000 rows an hour in the current window (and logged each
   minute), over the same 100k rows of history; ratios against the 600 case.
 
+- sequential test: what folding each new minute into the sequential embedding test
+  (mean_shift_evidence) costs. Twins of the 600 and 6,000 cases (the same rows) whose
+  calibration has no evidence_bias, which the fold skips: the ratio on/off of the evaluation
+  after one minute of traffic. And on the 600 and 6,000 cases, the fold alone: of the newest
+  bucket (what a per-minute evaluation folds), and one full catch-up fold of evidence_horizon
+  (6 hours) as after a baseline is set (its evidence deleted and folded again in a
+  transaction rolled back, only the fold timed).
+
 Also per case: `re_evaluate_s` (evaluating again with nothing new: every bucket cached) and
 `cold_window_s` (the first evaluation after the baseline is set: every bucket of the window
 is scored; timed once, so noisier).
@@ -46,6 +54,7 @@ DAYS = 7
 HOUR = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
 WINDOW_RATES = (600, 6_000, 60_000)  # rows an hour in the current window
+SEQUENTIAL_RATES = (600, 6_000)  # window rates whose cost with and without the sequential test is compared
 
 
 @dataclass
@@ -61,6 +70,9 @@ class Case:
     rng: np.random.Generator = field(init=False)
     center: np.ndarray = field(init=False)
     as_of: datetime = field(init=False)
+    folded: int = field(init=False, default=0)  # buckets of the last timed fold
+
+    sequential_test: bool = True
 
     def __post_init__(self) -> None:
         self.conn = connect(self.url, autocommit=True)
@@ -87,6 +99,8 @@ class Case:
     def settle(self) -> float:
         """Baseline, then a database in steady state (autovacuum would have long run); cold evaluation time."""
         self.client.set_baseline(MODEL, self.end - DAYS * timedelta(days=1), self.end - timedelta(days=1))
+        if not self.sequential_test:
+            self.conn.execute("UPDATE drift.embedding_calibration SET evidence_bias = NULL WHERE model = %s", (MODEL,))
         self.conn.execute("SELECT drift.compact_rollups()")
         self.conn.execute("VACUUM ANALYZE")
         start = time.perf_counter()
@@ -105,6 +119,28 @@ class Case:
         start = time.perf_counter()
         self.conn.execute("SELECT count(*) FROM drift.evaluate(%s)", (self.as_of,)).fetchone()
         return time.perf_counter() - start
+
+    def refold(self, unfold: str) -> float:
+        """Time the fold after deleting the evidence rows `unfold` selects (rolled back after)."""
+        with self.conn.transaction(force_rollback=True):
+            self.conn.execute(unfold, {"m": MODEL})
+            start = time.perf_counter()
+            row = self.conn.execute("SELECT drift.embedding_evidence_fold(%s, %s)", (MODEL, self.as_of)).fetchone()
+            elapsed = time.perf_counter() - start
+        assert row is not None and row[0] > 0, "the fold folded no bucket"
+        self.folded = int(row[0])
+        return elapsed
+
+    def catch_up_fold(self) -> float:
+        """One fold of the whole evidence_horizon before now, as the first after a baseline is set."""
+        return self.refold("DELETE FROM drift.embedding_evidence WHERE model = %(m)s")
+
+    def fold_one(self) -> float:
+        """The fold of one new bucket, the sequential test's share of a per-minute evaluation."""
+        return self.refold(
+            "DELETE FROM drift.embedding_evidence WHERE model = %(m)s"
+            " AND bucket = (SELECT max(bucket) FROM drift.embedding_evidence WHERE model = %(m)s)"
+        )
 
     def naive(self) -> float:
         """What the rollups save: averaging the raw rows of the baseline and of the current window."""
@@ -129,11 +165,18 @@ class Case:
         self.conn.close()
 
 
+def window_case(rate: int) -> str:
+    """The case with 100k rows of history and this window rate."""
+    return "history_small" if rate == WINDOW_RATES[0] else f"window_{rate}"
+
+
 def cases(stack: ExitStack, small: int, large: int, end: datetime) -> Iterator[tuple[str, Case]]:
-    wanted = [("history_small", small, WINDOW_RATES[0]), ("history_large", large, WINDOW_RATES[0])]
-    wanted += [(f"window_{rate}", small, rate) for rate in WINDOW_RATES[1:]]
-    for name, history_rows, per_hour in wanted:
-        case = Case(stack.enter_context(fresh_database()), history_rows, per_hour, end)
+    wanted = [("history_small", small, WINDOW_RATES[0], True), ("history_large", large, WINDOW_RATES[0], True)]
+    wanted += [(window_case(rate), small, rate, True) for rate in WINDOW_RATES[1:]]
+    # The twins without the sequential test log the same rows (the data is seeded by the sizes).
+    wanted += [(f"sequential_off_{rate}", small, rate, False) for rate in SEQUENTIAL_RATES]
+    for name, history_rows, per_hour, sequential_test in wanted:
+        case = Case(stack.enter_context(fresh_database()), history_rows, per_hour, end, sequential_test)
         stack.callback(case.close)
         print(f"loading {name}: {history_rows} rows of history, {per_hour} an hour in the window", file=sys.stderr)
         case.load()
@@ -154,6 +197,11 @@ def main() -> None:
         cold = {name: case.settle() for name, case in loaded.items()}
         steps = interleaved_medians(args.repeats, {name: case.step for name, case in loaded.items()})
         again = interleaved_medians(args.repeats, {name: case.re_evaluate for name, case in loaded.items()})
+        sequential_on = {rate: loaded[window_case(rate)] for rate in SEQUENTIAL_RATES}
+        fold_one = interleaved_medians(args.repeats, {str(rate): case.fold_one for rate, case in sequential_on.items()})
+        catch_up = interleaved_medians(
+            max(3, args.repeats // 3), {str(rate): case.catch_up_fold for rate, case in sequential_on.items()}
+        )
         large = loaded["history_large"]
         # The naive scan in turn with the large case's evaluations, so both see the same load.
         vs_naive = interleaved_medians(5, {"evaluate": large.step, "re_evaluate": large.re_evaluate,
@@ -164,7 +212,6 @@ def main() -> None:
                    "cold_window_s": round(cold[name], 4)}
             for name, case in loaded.items()
         }  # fmt: skip
-    window_case = {WINDOW_RATES[0]: "history_small"} | {r: f"window_{r}" for r in WINDOW_RATES[1:]}
     emit({
         "benchmark": "evaluate",
         "dims": DIMS,
@@ -181,7 +228,18 @@ def main() -> None:
             str(rate): {"evaluate_s": round(steps[name], 6),
                         "over_600": round(steps[name] / steps["history_small"], 3),
                         "re_evaluate_over_600": round(again[name] / again["history_small"], 3)}
-            for rate, name in window_case.items()
+            for rate, name in ((rate, window_case(rate)) for rate in WINDOW_RATES)
+        },
+        "sequential_test": {
+            str(rate): {
+                "evaluate_s": round(steps[window_case(rate)], 6),
+                "evaluate_without_s": round(steps[f"sequential_off_{rate}"], 6),
+                "on_over_off": round(steps[window_case(rate)] / steps[f"sequential_off_{rate}"], 3),
+                "fold_one_bucket_s": round(fold_one[str(rate)], 6),
+                "catch_up_fold_s": round(catch_up[str(rate)], 4),
+                "catch_up_buckets": sequential_on[rate].folded,
+            }
+            for rate in SEQUENTIAL_RATES
         },
         "targets": {"speedup_vs_naive_at_large": ">= 100", "evaluate_large_over_small": "<= 1.3"},
     })  # fmt: skip

@@ -92,6 +92,42 @@ def test_sql_folds_each_bucket_once_as_the_replayed_model_does(
     assert [r["n"] for r in rows] == n[n > 0].astype(int).tolist()
 
 
+def test_a_pause_longer_than_the_direction_window_empties_it(db_url: str, conn: psycopg.Connection[Any]) -> None:
+    """The fold keeps its direction window as running sums: buckets leave it as time moves on,
+    however sparse. After 90 quiet minutes nothing is left, so the buckets after the pause
+    have no direction (z NULL) until min_samples have arrived again, and the
+    statistic still agrees with the numpy model bucket by bucket."""
+    rng = np.random.default_rng(8)
+    sampler = TopicSampler(load_slice(), rng, topics=8)
+    model = "evidence-pause"
+    add_model(conn, model)
+    start = T0 + 24 * HOUR
+    resume = start + 150 * MINUTE
+    with driftloop.connect(db_url) as client:
+        ref, _ = log_hours(client, model, sampler, RealCase("baseline"), T0, 24, rng)
+        set_baseline(conn, model, T0, start)
+        x1, t1 = log_hours(client, model, sampler, NEW_TOPIC_20, start, 1, rng)
+        x2, t2 = log_hours(client, model, sampler, NEW_TOPIC_20, resume, 1.5, rng)
+    # The second evaluation starts from the window of the first hour, which all leaves at once.
+    conn.execute("SELECT count(*) FROM drift.evaluate(%s)", (start + 2 * HOUR,))
+    conn.execute("SELECT count(*) FROM drift.evaluate(%s)", (start + 4 * HOUR,))
+    n, sums = per_minute(np.vstack([x1, x2]), t1 + t2, start, 240)
+    rows = evidence_rows(conn, model)
+    assert [r["bucket"] for r in rows] == [start + i * MINUTE for i in np.flatnonzero(n)]
+    after = [r for r in rows if r["bucket"] >= resume]
+    # Until the refilled window holds min_samples (100 rows, 20 minutes at 300 an hour).
+    directionless = [r["bucket"] for r in after if r["z"] is None]
+    assert directionless and max(directionless) < resume + 25 * MINUTE
+    assert all(r["z"] is not None for r in after if r["bucket"] >= resume + 25 * MINUTE)
+
+    sample = np.array([r[0] for r in conn.execute(
+        "SELECT embedding::real[] FROM drift.baseline_samples WHERE model = %s ORDER BY id", (model,)).fetchall()])
+    expected, _ = ds.evidence(n, sums, ds.EvidenceBaseline.of(ref.astype(np.float64), sample))
+    got = np.array([(r["statistic"], r["run_n"]) for r in rows])
+    assert got[:, 0].max() > 0
+    np.testing.assert_allclose(got, expected[np.flatnonzero(n), :2], rtol=1e-3, atol=1e-3)
+
+
 def test_a_persistent_new_topic_raises_one_evidence_event_and_drift_free_traffic_none(
     db_url: str, conn: psycopg.Connection[Any]
 ) -> None:

@@ -222,7 +222,8 @@ def assert_rollups_match_raw(conn: psycopg.Connection[Any], with_deltas: bool) -
 
 
 def assert_windows_match_raw(conn: psycopg.Connection[Any], model: str, start: datetime, end: datetime) -> None:
-    """drift.interaction_window / embedding_window (what the drift reports read) vs the raw rows."""
+    """drift.interaction_window / embedding_window (what the drift reports read) and
+    drift.embedding_buckets vs the raw rows."""
     columns = ", ".join(COUNT_COLUMNS + SUM_COLUMNS)
     window = conn.execute(f"SELECT {columns} FROM drift.interaction_window(%s, %s, %s)", (model, start, end)).fetchone()
     raw = conn.execute(
@@ -249,6 +250,16 @@ def assert_windows_match_raw(conn: psycopg.Connection[Any], model: str, start: d
         np.testing.assert_allclose(as_array(sq_sum), np.sum(np.square(vectors), axis=0), rtol=1e-4, atol=1e-3)
     else:
         assert vec_sum is None
+
+    # drift.embedding_buckets (what the sequential test folds): the same rows, bucket by bucket.
+    per_bucket = {
+        (model, bucket): (count, as_array(vs), as_array(ss))
+        for bucket, count, vs, ss in conn.execute(
+            "SELECT bucket, n, vec_sum, sq_sum FROM drift.embedding_buckets(%s, %s, %s)", (model, start, end)
+        )
+    }
+    raw_buckets = {k: v for k, v in raw_embeddings(conn).items() if k[0] == model and start <= k[1] < end}
+    assert_embeddings_equal(per_bucket, raw_buckets)
 
 
 # -- tests -----------------------------------------------------------------------------------

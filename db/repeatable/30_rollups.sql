@@ -51,6 +51,24 @@ BEGIN
 END $$;
 COMMENT ON FUNCTION drift.compact_rollups() IS 'Folds the rollup deltas into one row per model and bucket; returns the rollup rows written. Skips (returns 0) while another session compacts.';
 
+-- The one read of "rollups plus pending deltas" that both embedding readers below share. It
+-- has no SET clause so that the planner inlines it into each caller's query: embedding_window
+-- then runs the plan it ran before (two index range scans, one aggregate). Measured: written
+-- as a sum over embedding_buckets (a second function call and a per-bucket aggregate first)
+-- embedding_window took 1.4x as long over an hour and 2.2x over a six-day baseline.
+-- (Only columns and pg_catalog operators: the caller's search_path cannot change its meaning.)
+CREATE OR REPLACE FUNCTION drift.embedding_rollup_rows(p_model text, p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (bucket timestamptz, n bigint, vec_sum vector, sq_sum vector)
+LANGUAGE sql STABLE
+AS $$
+    SELECT r.bucket, r.n, r.vec_sum, r.sq_sum FROM drift.embedding_rollup r
+    WHERE r.model = p_model AND r.bucket >= p_from AND r.bucket < p_to
+    UNION ALL
+    SELECT d.bucket, d.n, d.vec_sum, d.sq_sum FROM drift.embedding_rollup_delta d
+    WHERE d.model = p_model AND d.bucket >= p_from AND d.bucket < p_to
+$$;
+COMMENT ON FUNCTION drift.embedding_rollup_rows(text, timestamptz, timestamptz) IS 'The embedding rollup rows and pending delta rows of a model in [from, to): a bucket not compacted yet has several. Read through drift.embedding_window or drift.embedding_buckets.';
+
 -- The window readers run their cached generic plan (an index range scan on (model, bucket),
 -- right for any window). Left to choose, the plan cache re-plans every call once the rollups
 -- hold months of buckets: the generic plan's estimate for an unknown range grows with the
@@ -62,15 +80,22 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, public, extensions
 SET plan_cache_mode = force_generic_plan
 AS $$
-    SELECT coalesce(sum(s.n), 0)::bigint, sum(s.vec_sum), sum(s.sq_sum) FROM (
-        SELECT r.n, r.vec_sum, r.sq_sum FROM drift.embedding_rollup r
-        WHERE r.model = p_model AND r.bucket >= p_from AND r.bucket < p_to
-        UNION ALL
-        SELECT d.n, d.vec_sum, d.sq_sum FROM drift.embedding_rollup_delta d
-        WHERE d.model = p_model AND d.bucket >= p_from AND d.bucket < p_to
-    ) s
+    SELECT coalesce(sum(s.n), 0)::bigint, sum(s.vec_sum), sum(s.sq_sum)
+    FROM drift.embedding_rollup_rows(p_model, p_from, p_to) s
 $$;
 COMMENT ON FUNCTION drift.embedding_window(text, timestamptz, timestamptz) IS 'Embedding count, sum and sum of squares of a model over the buckets in [from, to), from rollups and pending deltas.';
+
+CREATE OR REPLACE FUNCTION drift.embedding_buckets(p_model text, p_from timestamptz, p_to timestamptz)
+RETURNS TABLE (bucket timestamptz, n bigint, vec_sum vector, sq_sum vector)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, public, extensions
+SET plan_cache_mode = force_generic_plan
+AS $$
+    SELECT s.bucket, sum(s.n)::bigint, sum(s.vec_sum), sum(s.sq_sum)
+    FROM drift.embedding_rollup_rows(p_model, p_from, p_to) s
+    GROUP BY s.bucket
+$$;
+COMMENT ON FUNCTION drift.embedding_buckets(text, timestamptz, timestamptz) IS 'Embedding count, sum and sum of squares of a model per non-empty bucket in [from, to) (in no particular order), from rollups and pending deltas.';
 
 CREATE OR REPLACE FUNCTION drift.interaction_window(p_model text, p_from timestamptz, p_to timestamptz)
 RETURNS drift.interaction_rollup
