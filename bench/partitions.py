@@ -15,7 +15,7 @@ Cases, all in one run so the ratios compare like with like on a shared machine:
 - `models_per_minute`: drift.evaluate() over 1,000 models, each with a baseline and a
   current window.
 
-    python -m bench.partitions [--days 90] [--models 1000] [--quick]
+    python -m bench.partitions [--days 90] [--models 1000] [--quick] [--skip-models | --only-models]
 """
 
 from __future__ import annotations
@@ -282,10 +282,21 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=90)
     parser.add_argument("--models", type=int, default=1000)
     parser.add_argument("--quick", action="store_true", help="small sizes, for a smoke run")
-    parser.add_argument("--skip-models", action="store_true", help="leave out the models-per-minute case")
+    sections = parser.add_mutually_exclusive_group()
+    sections.add_argument("--skip-models", action="store_true", help="leave out the models-per-minute case")
+    sections.add_argument("--only-models", action="store_true", help="run the models-per-minute case alone")
     args = parser.parse_args()
     days, models = (10, 100) if args.quick else (args.days, args.models)
     rows_per_day, repeats = (100, 3) if args.quick else (300, 5)
+    if args.only_models:
+        with fresh_database() as url:
+            emit(
+                {
+                    "benchmark": "partitions",
+                    "models_per_minute": models_per_minute(url, models, 60, 64 if args.quick else DIMS),
+                }
+            )
+        return
     result: dict[str, Any] = {"benchmark": "partitions", "dims": DIMS, "rows_per_model_day": rows_per_day}
     with fresh_database() as url_one, fresh_database() as url_many:
         one_day, many_days = Case(url_one, 1, rows_per_day), Case(url_many, days, rows_per_day)

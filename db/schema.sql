@@ -1130,6 +1130,17 @@ COMMENT ON COLUMN drift.event_status_counts.events IS 'Events that entered (posi
 INSERT INTO drift.event_status_counts (status, events) SELECT status, count(*) FROM drift.drift_events GROUP BY status;
 
 
+-- migration 0015_command_exits
+
+-- A command's exit, recorded the moment the child exits (drift.record_exit), before its run is
+-- finished: a worker SIGKILLed in between leaves the outcome to the worker that takes the event
+-- over (drift.take_over_runs), which finishes the run with it instead of running the command
+-- a second time.
+ALTER TABLE drift.action_runs ADD COLUMN exit_code integer, ADD COLUMN exited_at timestamptz;
+COMMENT ON COLUMN drift.action_runs.exit_code IS 'A command''s exit status, recorded as soon as it exited (NULL: not a command, or not exited yet).';
+COMMENT ON COLUMN drift.action_runs.exited_at IS 'When the command''s exit was recorded; a run still running with an exit is finished by the next holder with that outcome, not run again.';
+
+
 -- repeatable 10_settings.sql
 
 -- Settings: one reader, one validator for every key.
@@ -4346,21 +4357,67 @@ AS $$
 $$;
 COMMENT ON FUNCTION drift.finish_run(bigint, text, bigint, text, jsonb, text) IS 'Records the outcome of a running action run; returns the outcome stored (lease_lost when p_worker no longer holds the event, NULL when the run was not running). Idempotent: repeated by the same worker, it returns the outcome already stored.';
 
-CREATE OR REPLACE FUNCTION drift.abandon_stale_runs(p_event_id bigint, p_worker text) RETURNS integer
+CREATE OR REPLACE FUNCTION drift.record_exit(p_event_id bigint, p_worker text, p_run_id bigint, p_exit_code integer,
+    p_output jsonb, p_error text)
+RETURNS boolean
 LANGUAGE sql
 SET search_path = pg_catalog
 AS $$
-    -- A run left running by another worker means that worker lost the event (it died).
-    WITH marked AS (
-        UPDATE drift.action_runs
-        SET outcome = 'abandoned', finished_at = clock_timestamp(),
-            error = 'worker ' || worker || ' lost its claim; taken over by ' || p_worker
-        WHERE event_id = p_event_id AND outcome = 'running' AND worker <> p_worker
-        RETURNING 1
-    )
-    SELECT count(*)::integer FROM marked
+    -- Written the moment a command exits, before anything else. It takes no lock on the event
+    -- (finish_run does, and waits for it), so it commits at once; a worker killed after it
+    -- leaves the outcome to whoever takes the event over (take_over_runs), which finishes the
+    -- run with it instead of running the command a second time.
+    UPDATE drift.action_runs
+    SET exit_code = p_exit_code, exited_at = clock_timestamp(), output = p_output, error = p_error
+    WHERE id = p_run_id AND event_id = p_event_id AND worker = p_worker AND outcome = 'running'
+    RETURNING true
 $$;
-COMMENT ON FUNCTION drift.abandon_stale_runs(bigint, text) IS 'Marks the runs other workers left running on an event p_worker took over as abandoned; returns how many.';
+COMMENT ON FUNCTION drift.record_exit(bigint, text, bigint, integer, jsonb, text) IS 'Records the exit status (and output or error) of the command of a running run of p_worker, before the run is finished; true when recorded.';
+
+CREATE OR REPLACE FUNCTION drift.take_over_runs(p_event_id bigint, p_worker text, p_at_most_once text[] DEFAULT '{}')
+RETURNS TABLE (run_id bigint, action text, outcome text, worker text, dead_letter boolean)
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    r record;
+    why text;
+BEGIN
+    -- Only the holder settles what earlier holders left; the event stays locked until commit.
+    IF drift.hold_event(p_event_id, p_worker) IS NULL THEN
+        RETURN;
+    END IF;
+    -- A run another worker left running means that worker lost the event (it died). With its
+    -- command's exit recorded, the run ends with that outcome (a later attempt skips an action
+    -- that succeeded); without, nobody knows how far it got: abandoned.
+    FOR r IN
+        UPDATE drift.action_runs a
+        SET outcome = CASE WHEN a.exited_at IS NULL THEN 'abandoned' WHEN a.exit_code = 0 THEN 'succeeded' ELSE 'failed' END,
+            finished_at = coalesce(a.exited_at, clock_timestamp()),
+            error = CASE WHEN a.exited_at IS NULL
+                         THEN 'worker ' || a.worker || ' lost its claim; taken over by ' || p_worker
+                         ELSE a.error END
+        WHERE a.event_id = p_event_id AND a.outcome = 'running' AND a.worker <> p_worker
+        RETURNING a.id, a.action, a.action_type, a.outcome, a.worker
+    LOOP
+        run_id := r.id; action := r.action; outcome := r.outcome; worker := r.worker;
+        -- An at_most_once action that may have run must not run again: the event goes to the
+        -- dead letter, in this same transaction, for a human to check and retry.
+        dead_letter := r.outcome = 'abandoned' AND r.action = ANY (p_at_most_once) AND why IS NULL;
+        IF dead_letter THEN
+            why := format('action %s is at_most_once and may have run already: worker %s started it (run %s) and died '
+                          'before its outcome was recorded, so it is not run again. Check what it did, then '
+                          '`driftloop events retry %s` runs it again.', r.action, r.worker, r.id, p_event_id);
+            UPDATE drift.drift_events
+            SET status = 'failed', last_error = why, claimed_by = NULL, lease_expires_at = NULL,
+                resolution = jsonb_build_object('worker', p_worker, 'actions', jsonb_build_array(jsonb_build_object(
+                    'action', r.action, 'type', r.action_type, 'outcome', 'abandoned', 'run_id', r.id, 'summary', why)))
+            WHERE id = p_event_id;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+COMMENT ON FUNCTION drift.take_over_runs(bigint, text, text[]) IS 'On an event p_worker took over: finishes the runs other workers left running with their recorded command exit, marks the others abandoned, and dead-letters the event (failed) when one of those is an action named in p_at_most_once; returns the runs settled (dead_letter marks the run that failed the event).';
 
 CREATE OR REPLACE FUNCTION drift.resolve_event(p_event_id bigint, p_worker text, p_resolution jsonb) RETURNS boolean
 LANGUAGE sql
@@ -4807,6 +4864,6 @@ END $$;
 
 
 CREATE TABLE IF NOT EXISTS drift.alembic_version (version_num varchar(32) NOT NULL CONSTRAINT alembic_version_pkc PRIMARY KEY);
-INSERT INTO drift.alembic_version (version_num) VALUES ('0014_reliability');
-INSERT INTO drift.code_layer (digest) VALUES ('9f7e483beecfc3b64bfd0d421e51117d918e9521a914933625f153242d8443b7');
+INSERT INTO drift.alembic_version (version_num) VALUES ('0015_command_exits');
+INSERT INTO drift.code_layer (digest) VALUES ('658396e927c9be022b80479842ed9a7a6e59731556fb7de0cbfb1af50c999aaf');
 COMMIT;

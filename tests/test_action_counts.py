@@ -67,7 +67,7 @@ def test_the_counters_equal_a_recount_of_every_run(conn: psycopg.Connection[Any]
             store.finish_run(event.id, run, "failed" if n % 3 == 0 else "succeeded", None, None)
             second = store.start_run(event, "notify", "webhook")  # not the event's first run
             store.finish_run(event.id, second, "succeeded", None, None)
-        store.abandon_stale_runs(ids[0])  # another worker's leftovers: none, nothing changes
+        store.take_over_runs(ids[0], [])  # another worker's leftovers: none, nothing changes
     finally:
         store.close()
     # Runs written already finished (imports, benchmarks), and an update of another column.

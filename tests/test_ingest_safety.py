@@ -7,6 +7,7 @@ connections like a server that is down.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,7 @@ import driftloop
 from driftloop.database import connect, with_dbname
 from driftloop.errors import DatabaseUnavailable, InputError
 from driftloop.retry import RetryPolicy
-from tests.support.helpers import count, free_port
+from tests.support.helpers import count, free_port, wait_until
 from tests.support.proxy import fault_proxy
 
 AT = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -142,6 +143,56 @@ def test_a_lost_commit_answer_is_retried_without_duplicates(database: str, db: p
     assert rows_of(db, "cut-commit") == 20
     assert count(db, "SELECT count(*) FROM drift.interaction_log WHERE id = ANY(%s)", (ids,)) == 20
     assert count(db, "SELECT count(*) FROM drift.embeddings_log WHERE model = 'cut-commit'") == 25
+
+
+def test_a_retry_after_a_crash_takes_ids_of_its_own(database: str, db: psycopg.Connection[Any]) -> None:
+    """An attempt that took ids and died uncommitted must not lend them to its retry.
+
+    After a crash the id sequence restarts from its last durable value: the ids an attempt
+    took before it died uncommitted are handed out again, to whichever batch comes first. A
+    retry that wrote the dead attempt's ids logged two rows of two batches under one id
+    (the soak's interaction_ids_duplicated). Here the attempt is cut mid-COPY (after it took
+    its ids), the proxy then refuses connections as a crashed server would, and while the
+    client waits, the sequence is set back to before the attempt (what recovery does when the
+    sequence's advance was not yet flushed) and another client logs a batch, which takes
+    those ids. Then the server is let back in and the retry commits.
+    """
+    sequence = "pg_get_serial_sequence('drift.interaction_log', 'id')::regclass"
+    before = db.execute(f"SELECT pg_sequence_last_value({sequence})").fetchone()[0]  # type: ignore[index]
+    retried = [interaction("crash-retried", i) for i in range(10)]
+    other = [interaction("crash-other", i + 100) for i in range(10)]
+    result: dict[str, Any] = {}
+    with (
+        fault_proxy(database) as proxy,
+        driftloop.connect(proxy.url(), max_size=1, retry=RetryPolicy(deadline_s=60)) as client,
+    ):
+        client.status()  # the pooled connection is set up: the next COPY is the batch's
+        proxy.cut_next("copy", then_refuse=True)
+
+        def log() -> None:
+            try:
+                result["ids"] = client.log_interactions(retried)
+            except Exception as exc:  # handed to the test thread, which raises it
+                result["error"] = exc
+
+        writer = threading.Thread(target=log)
+        writer.start()
+        wait_until(lambda: proxy.cuts == ["copy"], timeout=30, what="the first attempt to be cut mid-COPY")
+        db.execute(f"SELECT setval({sequence}, coalesce(%(v)s, 1), %(v)s IS NOT NULL)", {"v": before})
+        with driftloop.connect(database) as rival:
+            other_ids = rival.log_interactions(other)
+        proxy.refuse(False)
+        writer.join(timeout=90)
+        assert not writer.is_alive(), "the retry never finished"
+    if "error" in result:
+        raise result["error"]
+    ids = result["ids"]
+    shared = sorted(set(ids) & set(other_ids))
+    assert not shared, f"ids logged twice, once by each batch: {shared}"
+    reused = "SELECT count(*) FROM (SELECT id FROM drift.interaction_log GROUP BY id HAVING count(*) > 1) d"
+    assert count(db, reused) == 0
+    assert rows_of(db, "crash-retried") == 10 and rows_of(db, "crash-other") == 10
+    assert count(db, "SELECT count(*) FROM drift.interaction_log WHERE id = ANY(%s)", (ids + other_ids,)) == 20
 
 
 def test_pooled_connections_are_checked_after_the_server_dropped_them(database: str) -> None:

@@ -90,6 +90,10 @@ def test_config_path_from_the_environment(tmp_path: Path, monkeypatch: pytest.Mo
         ('[actions.r]\ntype = "retrain"\ntrainer = "no_such_module:train"\n', "cannot import 'no_such_module'"),
         ('[actions.p]\ntype = "update_system_prompt"\ntemplate = "{previous} {mood}"\n', "unknown placeholder {mood}"),
         ('[worker]\nconcurrency = "four"\n', "[worker].concurrency must be an integer"),
+        (
+            '[actions.x]\ntype = "command"\nargv = ["true"]\nat_most_once = "yes"\n',
+            "[actions.x].at_most_once must be true or false, got 'yes'",
+        ),
         ("[worker\nconcurrency = 2\n", "not valid TOML"),
     ],
 )

@@ -5,7 +5,8 @@ between clients and the server (its Unix socket or TCP port) and, when told to, 
 connection at an exact protocol moment: when the client starts a COPY (the server rolls the
 transaction back), or just after the server has answered COMMIT (the transaction is durable
 but the client never hears so: the in-doubt case a retry must not duplicate). `refuse()`
-makes it reject new connections, like a server that is down.
+makes it reject new connections, like a server that is down; a cut can switch that on in the
+same instant (a crash: the client's retries find no server until the test lets them in).
 """
 
 from __future__ import annotations
@@ -19,6 +20,20 @@ from typing import Any
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 COMMIT = b"Q\x00\x00\x00\x0bCOMMIT\x00"  # a simple-protocol Query message "COMMIT"
+# The SDK's COPY statements. Not "COPY " alone: the comments sent with a query may name COPY
+# (the id allocation's does), and a cut there would come before the batch took its ids.
+COPY = b"COPY drift."
+
+
+def drop(sockets: list[socket.socket]) -> None:
+    """Close both directions now. close() alone leaves the connection open while the other
+    relay thread is blocked in recv() on it: the server would never see it drop and would keep
+    the cut transaction (and its locks) open."""
+    for s in sockets:
+        with contextlib.suppress(OSError):
+            s.shutdown(socket.SHUT_RDWR)
+        with contextlib.suppress(OSError):
+            s.close()
 
 
 class FaultProxy:
@@ -35,6 +50,7 @@ class FaultProxy:
         self._lock = threading.Lock()
         self._cut: str | None = None  # "copy" | "after_commit", one-shot
         self._refusing = False
+        self._refuse_after_cut = False
         self.cuts: list[str] = []  # what was cut, in order
         self._sockets: list[socket.socket] = []
         self._stopped = False
@@ -47,20 +63,23 @@ class FaultProxy:
             params["dbname"] = dbname
         return make_conninfo("", **params)
 
-    def cut_next(self, moment: str) -> None:
-        """Cut the next connection that reaches `moment` ("copy" or "after_commit")."""
+    def cut_next(self, moment: str, *, then_refuse: bool = False) -> None:
+        """Cut the next connection that reaches `moment` ("copy" or "after_commit").
+
+        then_refuse: from the cut on, refuse new connections until `refuse(False)`, so nothing
+        the client retries reaches the server before the test has done what a crash does.
+        """
         assert moment in ("copy", "after_commit")
         with self._lock:
             self._cut = moment
+            self._refuse_after_cut = then_refuse
 
     def refuse(self, on: bool = True) -> None:
         """Reject new connections and drop the open ones (on), or accept again (off)."""
         with self._lock:
             self._refusing = on
             sockets, self._sockets = (list(self._sockets), []) if on else ([], self._sockets)
-        for s in sockets:
-            with contextlib.suppress(OSError):
-                s.close()
+        drop(sockets)
 
     def close(self) -> None:
         self._stopped = True
@@ -91,10 +110,11 @@ class FaultProxy:
             threading.Thread(target=self._pipe, args=(server, client), daemon=True).start()
 
     def _take(self, moment: str, data: bytes) -> bool:
-        marker = COMMIT if moment == "after_commit" else b"COPY "
+        marker = COMMIT if moment == "after_commit" else COPY
         with self._lock:
             if self._cut == moment and marker in data:
                 self._cut = None
+                self._refusing = self._refusing or self._refuse_after_cut
                 self.cuts.append(moment)
                 return True
         return False
@@ -112,9 +132,7 @@ class FaultProxy:
                 server.sendall(data)
         except OSError:
             pass
-        for s in (client, server):
-            with contextlib.suppress(OSError):
-                s.close()
+        drop([client, server])
 
     def _pipe(self, src: socket.socket, dst: socket.socket) -> None:
         try:
@@ -124,9 +142,7 @@ class FaultProxy:
                 dst.sendall(data)
         except OSError:
             pass
-        for s in (src, dst):
-            with contextlib.suppress(OSError):
-                s.close()
+        drop([src, dst])
 
 
 @contextlib.contextmanager

@@ -18,6 +18,7 @@ What runs comes only from this file, never from database rows.
 
     [actions.NAME]
     type = "webhook"            # webhook | command | update_system_prompt | reindex | retrain
+    at_most_once = false        # true: a run whose worker died mid-action is dead-lettered, not re-run
     ...                         # that type's settings (see driftloop.worker.actions.*)
 
     [[routes]]                  # first match wins; kind, metric, model (a glob) are optional
@@ -65,6 +66,9 @@ class ActionSpec:
     name: str
     type: str
     settings: Any
+    # A run whose worker died before its outcome was recorded is not run again: the event is
+    # dead-lettered for a human to check and retry (for effects that must never happen twice).
+    at_most_once: bool = False
 
 
 @dataclass(frozen=True)
@@ -123,9 +127,13 @@ def _parse_action(name: str, table: Any, where: str) -> ActionSpec:
     if kind not in ACTION_TYPES:
         raise ConfigError(f"{where}.type: unknown action type {kind!r} (built-in types: {', '.join(ACTION_TYPES)})")
     action_type = ACTION_TYPES[kind]
-    settings: Any = parse_table(action_type.settings, {k: v for k, v in table.items() if k != "type"}, where)
+    at_most_once = table.get("at_most_once", False)
+    if not isinstance(at_most_once, bool):
+        raise ConfigError(f"{where}.at_most_once must be true or false, got {at_most_once!r}")
+    own = {k: v for k, v in table.items() if k not in ("type", "at_most_once")}
+    settings: Any = parse_table(action_type.settings, own, where)
     action_type.check(settings, where)
-    return ActionSpec(name=name, type=kind, settings=settings)
+    return ActionSpec(name=name, type=kind, settings=settings, at_most_once=at_most_once)
 
 
 def _bare_builtin(name: str, where: str) -> ActionSpec:

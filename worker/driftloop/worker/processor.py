@@ -4,6 +4,11 @@ An action that already succeeded for this event (a retry after a later action fa
 after a crash) is skipped: the idempotency key is (event id, action name). The first
 failing action stops the event: it goes back to pending after a backoff, or to failed
 when its attempts are used up or the error is permanent.
+
+An event taken over from a worker that died first settles the runs it left running: with
+the command's exit recorded, the run ends with that outcome (an action that succeeded is
+not run again); without, it is abandoned, and for an `at_most_once` action the event goes
+to failed instead of running it a second time.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import logging
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -137,8 +143,9 @@ class Processor:
             if self.cancel.is_set():  # claimed, but the worker is stopping before it began
                 self.store.release([event.id])
                 return done("released")
-            if event.attempts > 1:
-                self.store.abandon_stale_runs(event.id)
+            specs = self.config.actions_for(event.model, event.kind, event.metric)
+            if event.attempts > 1 and self._take_over(event, [s.name for s in specs if s.at_most_once]):
+                return done("failed")
             if event.attempts > event.max_attempts:
                 # The previous holder died during the last allowed attempt.
                 error = f"gave up after {event.max_attempts} attempts (the last one's worker lost its lease)"
@@ -148,7 +155,6 @@ class Processor:
                         event.id, error, delay_s=0, permanent=True, resolution=_resolution(self.worker_id, outcomes)
                     )
                 )
-            specs = self.config.actions_for(event.model, event.kind, event.metric)
             if not specs:
                 log.warning(
                     "event=%d model=%s kind=%s metric=%s outcome=resolved reason='no route matches'",
@@ -187,6 +193,45 @@ class Processor:
             log.error("event=%d outcome=interrupted reason='database unavailable: %s'", event.id, oneline(exc))
             return done("interrupted")
 
+    def _take_over(self, event: DriftEvent, at_most_once: list[str]) -> bool:
+        """Settle what the previous holder left running; True when that dead-lettered the event."""
+        dead = False
+        for run in self.store.take_over_runs(event.id, at_most_once):
+            dead = dead or run["dead_letter"]
+            reason = {
+                "abandoned": "its worker died before the outcome was known",
+                "succeeded": "its worker died after the command exited 0 (exit recorded): not run again",
+                "failed": "its worker died after the command failed (exit recorded)",
+            }[run["outcome"]]
+            log.warning(
+                "event=%d action=%s run=%d outcome=%s previous_worker=%s reason=%r%s",
+                event.id,
+                run["action"],
+                run["run_id"],
+                run["outcome"],
+                run["worker"],
+                reason,
+                " at_most_once: event dead-lettered" if run["dead_letter"] else "",
+            )
+        return dead
+
+    def _record_exit(self, event: DriftEvent, run_id: int) -> Callable[[int, dict[str, Any], str | None], None]:
+        """The ActionContext.record_exit of one run: stores a command's exit the moment it exits."""
+
+        def record(exit_code: int, output: dict[str, Any], error: str | None) -> None:
+            try:
+                self.store.record_exit(
+                    event.id,
+                    run_id,
+                    exit_code,
+                    self.redactor.value(output),
+                    None if error is None else self.redactor.text(error),
+                )
+            except psycopg.Error as exc:  # finish_run records the outcome all the same, with retries
+                log.warning("event=%d run=%d exit=%d not recorded early: %s", event.id, run_id, exit_code, oneline(exc))
+
+        return record
+
     def _run_action(self, event: DriftEvent, name: str, type_name: str, settings: Any) -> ActionOutcome:
         """Run one action, recorded in drift.action_runs."""
         previous = self.store.succeeded_run(event.id, name)
@@ -220,6 +265,7 @@ class Processor:
             database_url=self.store.database_url,
             database=self.store,
             cancel=self.cancel,
+            record_exit=self._record_exit(event, run_id),
         )
         try:
             result = ACTION_TYPES[type_name].run(ctx, settings)

@@ -13,8 +13,12 @@ SELECT id FROM drift.extend_leases(%(worker)s, %(ids)s::bigint[], %(lease_s)s) A
 -- action's database writes commit only under a valid claim.
 SELECT id FROM drift.hold_event(%(event_id)s, %(worker)s) AS id WHERE id IS NOT NULL;
 
--- name: abandon_stale_runs
-SELECT drift.abandon_stale_runs(%(event_id)s, %(worker)s);
+-- name: take_over_runs
+SELECT run_id, action, outcome, worker, dead_letter
+FROM drift.take_over_runs(%(event_id)s, %(worker)s, %(at_most_once)s::text[]);
+
+-- name: record_exit
+SELECT drift.record_exit(%(event_id)s, %(worker)s, %(run_id)s, %(exit_code)s, %(output)s, %(error)s) AS recorded;
 
 -- name: succeeded_run
 -- This event's own succeeded run of the action, else one of another event of its incident:

@@ -164,9 +164,33 @@ class Store:
         )
         return result
 
-    def abandon_stale_runs(self, event_id: int) -> int:
-        row = self.execute("abandon_stale_runs", {"event_id": event_id}, fetch="one")
-        return int(next(iter(row.values())))
+    def take_over_runs(self, event_id: int, at_most_once: list[str]) -> list[dict[str, Any]]:
+        """Settle the runs earlier holders left running (drift.take_over_runs); the runs settled.
+
+        A row with `dead_letter` means the event is now failed: an `at_most_once` action's
+        run was left without a recorded outcome.
+        """
+        rows: list[dict[str, Any]] = self.execute(
+            "take_over_runs", {"event_id": event_id, "at_most_once": at_most_once}
+        )
+        return rows
+
+    def record_exit(
+        self, event_id: int, run_id: int, exit_code: int, output: dict[str, Any] | None, error: str | None
+    ) -> bool:
+        """Record a command's exit before its run is finished; False when the run is no longer running."""
+        row = self.execute(
+            "record_exit",
+            {
+                "event_id": event_id,
+                "run_id": run_id,
+                "exit_code": exit_code,
+                "output": Jsonb(output) if output is not None else None,
+                "error": error,
+            },
+            fetch="one",
+        )
+        return bool(row and row["recorded"])
 
     def start_run(self, event: DriftEvent, action: str, action_type: str) -> int:
         row = self.execute(

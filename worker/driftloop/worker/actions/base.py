@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -46,6 +46,10 @@ class ActionContext:
     database: Database | None = None
     # Set when the worker must stop now (shutdown grace exceeded): long actions check it.
     cancel: threading.Event = field(default_factory=threading.Event)
+    # Called with (exit code, output, error) the moment a command exits, before anything
+    # else: the worker records the exit at once, so a worker killed before it finishes the
+    # run leaves that outcome to the next worker instead of a second run of the command.
+    record_exit: Callable[[int, dict[str, Any], str | None], None] = field(default=lambda code, output, error: None)
 
     def _db(self) -> Database:
         if self.database is None:

@@ -5,10 +5,15 @@ DRIFTLOOP_METRIC, DRIFTLOOP_ACTION, DRIFTLOOP_ATTEMPT, DRIFTLOOP_WINDOW_START/EN
 DRIFTLOOP_DELIVERY and DATABASE_URL, plus the `env` table of the action. A non-zero exit or
 the timeout fails the action and keeps the tail of stderr.
 
+The exit is recorded in the database (drift.record_exit) the moment the child exits, before
+anything else: a worker killed after that leaves the outcome to the worker that takes the
+event over, which finishes the run with it and does not run the command again. A worker
+killed while the command runs, or in the instant between its exit and that record, leaves
+no outcome: the command runs again on the next attempt, unless the action sets
+`at_most_once = true`, which dead-letters the event instead (a human checks and retries).
 DRIFTLOOP_DELIVERY is "<event id>:<action>", the same on every attempt (the webhook's
-X-Driftloop-Delivery): a worker killed after its command finished but before the run was
-recorded leaves the event to be run again, and a command whose effect must not happen
-twice drops a delivery it has already done.
+X-Driftloop-Delivery): a command whose effect must not happen twice can drop a delivery it
+has already done.
 
 The command runs in a process group of its own under a small supervisor
 (driftloop/worker/supervisor.py) that ends the group when the worker dies, even by SIGKILL:
@@ -116,9 +121,9 @@ def run(ctx: ActionContext, settings: Settings) -> ActionResult:
     stdin = json.dumps({"action": ctx.action, "event": ctx.event.to_json()}).encode()
     env = {**event_environment(ctx), **settings.env}
     code, out, err = run_process(ctx, list(settings.argv), stdin, env, settings.timeout_s, settings.cwd)
-    if code != 0:
-        raise ActionError(f"{settings.argv[0]} exited with {code}; stderr: {err[-TAIL:]}")
-    return ActionResult(
-        summary=f"{settings.argv[0]} exited 0",
-        output={"exit_code": 0, "stdout": out[-TAIL:], "stderr": err[-TAIL:]},
-    )
+    output = {"exit_code": code, "stdout": out[-TAIL:], "stderr": err[-TAIL:]}
+    error = None if code == 0 else f"{settings.argv[0]} exited with {code}; stderr: {err[-TAIL:]}"
+    ctx.record_exit(code, output, error)
+    if error is not None:
+        raise ActionError(error)
+    return ActionResult(summary=f"{settings.argv[0]} exited 0", output=output)
