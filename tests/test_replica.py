@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 import numpy as np
 import psycopg
+import psycopg.sql
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -129,7 +130,7 @@ def replica(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replica]:
 def rows(url: str, sql: str, role: str | None = None) -> list[tuple[Any, ...]]:
     with psycopg.connect(url, autocommit=True) as conn:
         if role:
-            conn.execute(f"SET ROLE {role}")
+            conn.execute(psycopg.sql.SQL("SET ROLE {}").format(psycopg.sql.Identifier(role)))
         return conn.execute(sql).fetchall()
 
 
