@@ -47,4 +47,7 @@ WHERE s.model = ANY (%(models)s::text[]) AND s.first_as_of BETWEEN %(starts)s AN
 ORDER BY s.id;
 
 -- name: record_recovery
-SELECT drift.record_recovery(%(ends)s, %(models)s::text[]);
+-- Keeps the verdicts on the action runs; a read-only server (a hot standby) cannot, and the
+-- report computes them itself (incidents above), so there it writes nothing and returns NULL.
+SELECT CASE WHEN NOT current_setting('transaction_read_only')::boolean
+    THEN drift.record_recovery(%(ends)s, %(models)s::text[]) END;

@@ -31,7 +31,8 @@ def report(models: tuple[str, ...], starts: datetime | None, ends: datetime | No
 
     Everything comes from the rollups (drift.drift_report at steps over the range), the events,
     the action runs and the incidents; no raw log is scanned. report.html embeds the images:
-    one file that opens offline.
+    one file that opens offline. It runs on a read-only replica too: the report is the same,
+    but the recovery verdicts are kept on the action runs only when run on the primary.
     """
     from driftloop import migrations
     from driftloop.database import connect
@@ -44,7 +45,7 @@ def report(models: tuple[str, ...], starts: datetime | None, ends: datetime | No
             run = load_history(conn, list(models) or None, _utc(starts), _utc(ends))
         except (LookupError, ValueError) as exc:
             raise click.ClickException(str(exc)) from None
-        # The action runs get the same recovery verdicts the report shows.
+        # The action runs get the same recovery verdicts the report shows (not on a standby).
         conn.execute(query("record_recovery"), {"ends": run.ends, "models": list(run.models)})
     path = write_report(run, folder)
     click.echo(f"Report: {path} and {path.with_name('report.html')} ({len(run.models)} models, "
