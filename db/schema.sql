@@ -3299,7 +3299,7 @@ AS $$
             'statistic_kind', 'evidence in nats (log-likelihood ratio)', 'reference_shift', h.k,
             'direction_window', drift.setting('evidence_direction_window'), 'last_bucket', ev.bucket,
             'last_z', ev.z, 'since', ev.since, 'run_embeddings', ev.run_n,
-            'threshold_kind', 'evidence at which drift-free traffic at the baseline rate raises about one false event per two false_alarm_intervals',
+            'threshold_kind', 'evidence at which drift-free traffic at the baseline rate raises about one false event per four false_alarm_intervals',
             'alpha', cfg.alpha, 'min_samples', cfg.min_samples)
     FROM cur CROSS JOIN cfg
     CROSS JOIN LATERAL (SELECT drift.evidence_threshold(cur.model) AS h, drift.setting('evidence_shift')::float8 AS k) h
@@ -4865,5 +4865,5 @@ END $$;
 
 CREATE TABLE IF NOT EXISTS drift.alembic_version (version_num varchar(32) NOT NULL CONSTRAINT alembic_version_pkc PRIMARY KEY);
 INSERT INTO drift.alembic_version (version_num) VALUES ('0015_command_exits');
-INSERT INTO drift.code_layer (digest) VALUES ('658396e927c9be022b80479842ed9a7a6e59731556fb7de0cbfb1af50c999aaf');
+INSERT INTO drift.code_layer (digest) VALUES ('a471a3f0736e07dd715bf8915abc63fac20e3139953c49e22ae9dace063962d8');
 COMMIT;

@@ -181,11 +181,12 @@ def test_too_little_data_reports_not_drifted_with_its_counts(
     # 90 rows are too few for the sequential test to know a direction: no evidence at all.
     assert report(conn, DRIFT_AS_OF)[EVIDENCE]["score"] == 0
 
-    # 20 more rows in the same window: now every metric has enough data and drifts.
-    dl.log_interactions(traffic(times(DRIFT_FROM + 0.5 * HOUR, 0.1 * HOUR), EVERYTHING_DRIFTS, seed=3))
+    # 30 more rows in the same window: now every metric has enough data and drifts (the
+    # sequential test needs a few buckets past min_samples to pass its line).
+    dl.log_interactions(traffic(times(DRIFT_FROM + 0.5 * HOUR, 0.15 * HOUR), EVERYTHING_DRIFTS, seed=3))
     enough = report(conn, DRIFT_AS_OF)
     windows = {k: (r["drifted"], r["n_current"]) for k, r in enough.items() if k != EVIDENCE}
-    assert windows == {k: (True, 110) for k in ALL_METRICS - {EVIDENCE}}
+    assert windows == {k: (True, 120) for k in ALL_METRICS - {EVIDENCE}}
     assert kinds(dl.evaluate(DRIFT_AS_OF)) == ALL_METRICS
 
 

@@ -95,7 +95,7 @@ AS $$
             'statistic_kind', 'evidence in nats (log-likelihood ratio)', 'reference_shift', h.k,
             'direction_window', drift.setting('evidence_direction_window'), 'last_bucket', ev.bucket,
             'last_z', ev.z, 'since', ev.since, 'run_embeddings', ev.run_n,
-            'threshold_kind', 'evidence at which drift-free traffic at the baseline rate raises about one false event per two false_alarm_intervals',
+            'threshold_kind', 'evidence at which drift-free traffic at the baseline rate raises about one false event per four false_alarm_intervals',
             'alpha', cfg.alpha, 'min_samples', cfg.min_samples)
     FROM cur CROSS JOIN cfg
     CROSS JOIN LATERAL (SELECT drift.evidence_threshold(cur.model) AS h, drift.setting('evidence_shift')::float8 AS k) h
