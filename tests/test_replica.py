@@ -30,7 +30,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import driftloop
 from driftloop import migrations
 from tests.support import grafana
-from tests.support.helpers import DRIFTLOOP, free_port, wait_until, write_config
+from tests.support.helpers import DRIFTLOOP, free_port, refusal_drift_rows, wait_until, write_config
 from tests.support.standby import new_primary, new_standby, wait_for_replay
 
 WORKER_CONFIG = """
@@ -55,23 +55,7 @@ class Replica:
 def log_drift(url: str, now: datetime) -> None:
     """support-bot: refusals 2% -> 30% and its embeddings move to another direction."""
     rng = np.random.default_rng(3)
-    rows = []
-    for period, start, refusal_share in (
-        ("baseline", now - timedelta(hours=3), 0.02),
-        ("current", now - timedelta(minutes=45), 0.30),
-    ):
-        for i in range(200):
-            rows.append(
-                {
-                    "model": "support-bot",
-                    "created_at": start + timedelta(seconds=10 * i),
-                    "prompt": f"{period} question {i}",
-                    "response": "an answer",
-                    "is_refusal": i < 200 * refusal_share,
-                    "toxicity": 0.01,
-                    "correct": i % 10 != 0,
-                }
-            )
+    rows = refusal_drift_rows(now)
     baseline = rng.normal(0, 0.05, (200, 16)) + np.eye(16)[0]
     current = rng.normal(0, 0.05, (200, 16)) + np.eye(16)[1]
     with driftloop.connect(url) as dl:

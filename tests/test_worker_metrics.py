@@ -26,6 +26,7 @@ from tests.support.helpers import (
     free_port,
     insert_events,
     kill_group,
+    refusal_drift_rows,
     start_worker,
     wait_until,
     write_config,
@@ -37,23 +38,7 @@ PROMETHEUS = "prometheus"  # Debian's package; `make test` installs it
 def log_refusal_drift(db_url: str) -> None:
     """support-bot: 2% refusals in its baseline two hours ago, 30% in the last hour."""
     now = datetime.now(UTC)
-    rows = []
-    for period, start, refusal_share in (
-        ("baseline", now - timedelta(hours=3), 0.02),
-        ("current", now - timedelta(minutes=45), 0.30),
-    ):
-        for i in range(200):
-            rows.append(
-                {
-                    "model": "support-bot",
-                    "created_at": start + timedelta(seconds=10 * i),
-                    "prompt": f"{period} question {i}",
-                    "response": "an answer",
-                    "is_refusal": i < 200 * refusal_share,
-                    "toxicity": 0.01,
-                    "correct": i % 10 != 0,
-                }
-            )
+    rows = refusal_drift_rows(now)
     with driftloop.connect(db_url) as dl:
         dl.log_interactions(rows)
         dl.set_baseline("support-bot", now - timedelta(hours=3), now - timedelta(hours=2))

@@ -115,3 +115,26 @@ def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval
 def count(conn: psycopg.Connection[Any], sql: str, params: Any = None) -> int:
     row = conn.execute(sql, params).fetchone()
     return int(row[0]) if row else 0
+
+
+def refusal_drift_rows(now: datetime, model: str = "support-bot") -> list[dict[str, Any]]:
+    """A model with 2% refusals in a baseline hour three hours ago and 30% in the last 45
+    minutes (200 rows each): set the baseline to [now - 3h, now - 2h) and it drifts."""
+    rows = []
+    for period, start, refusal_share in (
+        ("baseline", now - timedelta(hours=3), 0.02),
+        ("current", now - timedelta(minutes=45), 0.30),
+    ):
+        for i in range(200):
+            rows.append(
+                {
+                    "model": model,
+                    "created_at": start + timedelta(seconds=10 * i),
+                    "prompt": f"{period} question {i}",
+                    "response": "an answer",
+                    "is_refusal": i < 200 * refusal_share,
+                    "toxicity": 0.01,
+                    "correct": i % 10 != 0,
+                }
+            )
+    return rows
