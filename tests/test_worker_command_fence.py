@@ -29,33 +29,18 @@ from psycopg import sql
 
 from driftloop.database import connect
 from driftloop.worker.store import Store
-from tests.support.helpers import DRIFTLOOP, count, insert_events, kill_group, start_worker, wait_until, write_config
+from tests.support.helpers import (
+    DRIFTLOOP,
+    count,
+    file_lines,
+    insert_events,
+    kill_group,
+    shell_action_config,
+    start_worker,
+    wait_until,
+)
 
 LEASE_S = 2
-
-
-def lines(path: Path) -> list[str]:
-    return path.read_text().split() if path.exists() else []
-
-
-def config_with(tmp_path: Path, script: Path, extra: str = "") -> Path:
-    return write_config(
-        tmp_path,
-        f"""
-[worker]
-poll_interval_s = 0.5
-lease_s = {LEASE_S}
-
-[actions.act]
-type = "command"
-argv = ["sh", "{script}"]
-timeout_s = 120
-{extra}
-
-[[routes]]
-actions = ["act"]
-""",
-    )
 
 
 def status_of(conn: psycopg.Connection[Any], event_id: int) -> str:
@@ -83,14 +68,14 @@ def test_a_command_that_exited_is_not_run_again_when_its_worker_dies_before_reco
         f'echo "$DRIFTLOOP_DELIVERY" >> {effects}\n'
         'echo "done for $DRIFTLOOP_EVENT_ID"\n'
     )
-    config = config_with(tmp_path, script)
+    config = shell_action_config(tmp_path, script, lease_s=LEASE_S)
     [event_id] = insert_events(conn, ["exit-recorded"])
     database = sql.Identifier(conn.info.dbname)
     conn.execute(sql.SQL("ALTER DATABASE {} SET client_connection_check_interval = '100ms'").format(database))
     first = start_worker(config, tmp_path / "first.log")
     second = None
     try:
-        wait_until(lambda: lines(started), timeout=60, what="the command to start")
+        wait_until(lambda: file_lines(started), timeout=60, what="the command to start")
         with connect(db_url) as lock:  # a transaction: the event's row stays locked until it ends
             lock.execute("SELECT id FROM drift.drift_events WHERE id = %s FOR UPDATE", (event_id,))
             go.touch()
@@ -126,8 +111,8 @@ def test_a_command_that_exited_is_not_run_again_when_its_worker_dies_before_reco
         kill_group(first)
         stop(second)
 
-    assert lines(started) == ["1"]  # the command ran once
-    assert lines(effects) == [f"{event_id}:act"]
+    assert file_lines(started) == ["1"]  # the command ran once
+    assert file_lines(effects) == [f"{event_id}:act"]
     [(attempt, outcome, exit_code, output)] = conn.execute(
         "SELECT attempt, outcome, exit_code, output FROM drift.action_runs WHERE event_id = %s", (event_id,)
     ).fetchall()
@@ -146,18 +131,18 @@ def test_an_at_most_once_command_whose_worker_died_mid_run_is_dead_lettered_not_
     script.write_text(
         f'echo "$DRIFTLOOP_ATTEMPT" >> {started}\nwhile [ ! -e {go} ]; do sleep 0.05; done\n'  # ready, then waits
     )
-    config = config_with(tmp_path, script, "at_most_once = true")
+    config = shell_action_config(tmp_path, script, lease_s=LEASE_S, extra="at_most_once = true")
     [event_id] = insert_events(conn, ["at-most-once"])
     first = start_worker(config, tmp_path / "first.log")
     second = None
     try:
-        wait_until(lambda: lines(started), timeout=60, what="the command to start")
+        wait_until(lambda: file_lines(started), timeout=60, what="the command to start")
         os.kill(first.pid, signal.SIGKILL)  # mid-command: its effect may or may not have happened
         first.wait(timeout=10)
         second = start_worker(config, tmp_path / "second.log")
         wait_until(lambda: status_of(conn, event_id) == "failed", timeout=60, what="the event to be dead-lettered")
         time.sleep(1)  # a second run would have written its start line by now
-        assert lines(started) == ["1"]
+        assert file_lines(started) == ["1"]
         [error] = conn.execute("SELECT last_error FROM drift.drift_events WHERE id = %s", (event_id,)).fetchone()  # type: ignore[misc]
         assert "action act is at_most_once and may have run already" in error
         assert f"driftloop events retry {event_id}" in error
@@ -173,7 +158,7 @@ def test_an_at_most_once_command_whose_worker_died_mid_run_is_dead_lettered_not_
     finally:
         kill_group(first)
         stop(second)
-    assert lines(started) == ["1", "1"]  # attempts count afresh after a retry
+    assert file_lines(started) == ["1", "1"]  # attempts count afresh after a retry
     assert conn.execute("SELECT outcome FROM drift.action_runs ORDER BY id").fetchall() == [
         ("abandoned",),
         ("succeeded",),

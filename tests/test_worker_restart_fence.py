@@ -17,14 +17,18 @@ from typing import Any
 import psycopg
 
 from driftloop.worker.store import Store
-from tests.support.helpers import count, insert_events, kill_group, start_worker, wait_until, write_config
+from tests.support.helpers import (
+    count,
+    file_lines,
+    insert_events,
+    kill_group,
+    shell_action_config,
+    start_worker,
+    wait_until,
+)
 from tests.support.pgctl import start_server, stop_server
 
 LEASE_S = 4
-
-
-def lines(path: Path) -> list[str]:
-    return path.read_text().split() if path.exists() else []
 
 
 def test_an_action_finished_during_a_restart_is_recorded_once_and_not_run_again(db_url: str, tmp_path: Path) -> None:
@@ -36,32 +40,17 @@ def test_an_action_finished_during_a_restart_is_recorded_once_and_not_run_again(
         f"while [ ! -e {go} ]; do sleep 0.05; done\n"
         f'echo "$DRIFTLOOP_EVENT_ID" >> {effects}\n'
     )
-    config = write_config(
-        tmp_path,
-        f"""
-[worker]
-poll_interval_s = 0.5
-lease_s = {LEASE_S}
-
-[actions.act]
-type = "command"
-argv = ["sh", "{script}"]
-timeout_s = 120
-
-[[routes]]
-actions = ["act"]
-""",
-    )
+    config = shell_action_config(tmp_path, script, lease_s=LEASE_S)
     conn = psycopg.connect(db_url, autocommit=True)
     [event_id] = insert_events(conn, ["restart-me"])
     holder = start_worker(config, tmp_path / "holder.log")
     rival = None
     try:
-        wait_until(lambda: lines(started), timeout=60, what="the action to start")
+        wait_until(lambda: file_lines(started), timeout=60, what="the action to start")
         server = stop_server(conn)
         time.sleep(LEASE_S + 1)  # on the server's clock the holder's lease has now run out
         go.touch()
-        wait_until(lambda: lines(effects), timeout=10, what="the action to finish while the server is down")
+        wait_until(lambda: file_lines(effects), timeout=10, what="the action to finish while the server is down")
         start_server(server)
 
         conn = psycopg.connect(db_url, autocommit=True)
@@ -81,8 +70,8 @@ actions = ["act"]
         if rival is not None:
             kill_group(rival)
 
-    assert lines(started) == [str(event_id)]
-    assert lines(effects) == [str(event_id)]
+    assert file_lines(started) == [str(event_id)]
+    assert file_lines(effects) == [str(event_id)]
     runs = conn.execute("SELECT attempt, outcome FROM drift.action_runs WHERE event_id = %s", (event_id,)).fetchall()
     assert runs == [(1, "succeeded")]
     [(holder_id, resolved_by)] = conn.execute(

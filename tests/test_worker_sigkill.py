@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from tests.support.helpers import count, insert_events, kill_group, start_worker, wait_until, write_config
+from tests.support.helpers import count, insert_events, kill_group, shell_action_config, start_worker, wait_until
 
 SLEEP_S = 4
 LEASE_S = 2
@@ -51,22 +51,7 @@ def test_a_sigkilled_workers_command_dies_with_it_and_runs_once(conn: psycopg.Co
         f"sleep {SLEEP_S}\n"
         f'echo "end $DRIFTLOOP_ATTEMPT" >> {marker}\n'
     )
-    config = write_config(
-        tmp_path,
-        f"""
-[worker]
-poll_interval_s = 0.5
-lease_s = {LEASE_S}
-
-[actions.mark]
-type = "command"
-argv = ["sh", "{script}"]
-timeout_s = 60
-
-[[routes]]
-actions = ["mark"]
-""",
-    )
+    config = shell_action_config(tmp_path, script, lease_s=LEASE_S, action="mark", timeout_s=60)
     [event_id] = insert_events(conn, ["kill-me"])
     first = start_worker(config, tmp_path / "a.log")
     second = None

@@ -77,6 +77,34 @@ def write_config(directory: Path, text: str, name: str = "driftloop.toml") -> Pa
     return path
 
 
+def shell_action_config(directory: Path, script: Path, *, lease_s: float, action: str = "act",
+                        timeout_s: int = 120, extra: str = "") -> Path:
+    """driftloop.toml with one command action running ``sh script`` for every event (``extra``:
+    more lines of the action's table)."""
+    return write_config(
+        directory,
+        f"""
+[worker]
+poll_interval_s = 0.5
+lease_s = {lease_s}
+
+[actions.{action}]
+type = "command"
+argv = ["sh", "{script}"]
+timeout_s = {timeout_s}
+{extra}
+
+[[routes]]
+actions = ["{action}"]
+""",
+    )
+
+
+def file_lines(path: Path) -> list[str]:
+    """The words of a file a test's command appends to (none while it does not exist)."""
+    return path.read_text().split() if path.exists() else []
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
