@@ -158,7 +158,7 @@ def streams(corpus: Corpus, lift: bool, replays: int, days: float, trials: int) 
     for r in range(replays):
         rng = np.random.default_rng(r)
         sampler = TopicSampler(corpus, rng, min_rows=1000)
-        _, p, evs = ds.simulate(sampler, RealCase("none"), rate_per_hour=RATE_PER_HOUR, baseline_hours=24,
+        _, p, evs, _ = ds.simulate(sampler, RealCase("none"), rate_per_hour=RATE_PER_HOUR, baseline_hours=24,
                                 hours=24 * days, rng=rng, lengths=SCAN_LENGTHS, lift=lift, tunings=TUNINGS)
         for k, cols in STREAM_RULES.items():
             (cal if r % 2 == 0 else ver)[k].append(p[:, cols].min(axis=1))
@@ -185,7 +185,7 @@ def streams(corpus: Corpus, lift: bool, replays: int, days: float, trials: int) 
         for t in range(trials):
             rng = np.random.default_rng(1_000 + t)
             sampler = TopicSampler(corpus, rng, min_rows=1000)
-            base, p, evs = ds.simulate(sampler, case, rate_per_hour=RATE_PER_HOUR, baseline_hours=24,
+            base, p, evs, _ = ds.simulate(sampler, case, rate_per_hour=RATE_PER_HOUR, baseline_hours=24,
                                        hours=deadline, rng=rng, lengths=SCAN_LENGTHS, lift=lift, pre_hours=3,
                                        tunings=TUNINGS)
             for name, rule in rules.items():

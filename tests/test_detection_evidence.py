@@ -198,7 +198,7 @@ def test_drift_free_replay_of_the_model_stays_under_the_decision_line() -> None:
     corpus = load_slice()
     rng = np.random.default_rng(0)
     sampler = TopicSampler(corpus, rng, topics=8)
-    _, _, (ev,) = ds.simulate(sampler, RealCase("none"), rate_per_hour=RATE, baseline_hours=24, hours=5 * 24,
+    _, _, (ev,), _ = ds.simulate(sampler, RealCase("none"), rate_per_hour=RATE, baseline_hours=24, hours=5 * 24,
                               rng=rng, lengths=(60,))
     threshold = ds.evidence_threshold(RATE)
     assert ds.crossings(ds.evidence_alarm(ev, threshold)) == 0, ev[:, 0].max()

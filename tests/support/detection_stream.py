@@ -221,15 +221,63 @@ def evidence_threshold(rate_per_hour: float, false_alarm_days: float = 30.0, shi
     return max(float(np.log(2 * rate_per_hour * 24 * false_alarm_days * shift * shift)), 1.0)
 
 
+# -- the whitened window test (drift.embedding_whitened_test), from the same whitening --------
+def whitened_traces(base: EvidenceBaseline) -> tuple[float, float, float]:
+    """tr M, tr M^2, tr M^3 of M = inverse S_b: the cumulants of the whitened statistic's null."""
+    m = base.inverse @ base.cov
+    m2 = m @ m
+    return float(np.trace(m)), float(np.trace(m2)), float(np.trace(m2 @ m))
+
+
+def whitened_logp(n: np.ndarray, sums: np.ndarray, base: EvidenceBaseline, *, length: int = 180,
+                  min_n: int = 100, start: int = 0, dispersion: float = 1.0) -> np.ndarray:
+    """ln p of the whitened mean test on the window of ``length`` buckets ending with each
+    bucket from ``start``: T = d' inverse d, d the window's mean features minus the baseline's,
+    against the three-moment chi-square fit of its null (cumulants tr M^j h^j, M = inverse S_b,
+    h = dispersion (1/n + 1/n_baseline)). 0 (p = 1) with fewer than ``min_n`` rows."""
+    cn = np.r_[0, np.cumsum(n)]
+    fs = base.features(sums)
+    cs = np.vstack([np.zeros((1, fs.shape[1])), np.cumsum(fs, axis=0)])
+    mu = base.features(base.mean)
+    t1, t2, t3 = whitened_traces(base)
+    nu = t2**3 / t3**2
+    t = np.arange(start + 1, len(n) + 1)
+    lo = np.maximum(t - length, 0)
+    m = cn[t] - cn[lo]
+    mm = np.maximum(m, 1)
+    d = (cs[t] - cs[lo]) / mm[:, None] - mu
+    stat = np.einsum("ij,ij->i", d @ base.inverse, d)
+    h = dispersion * (1 / base.n + 1 / mm)
+    out = stats.chi2.logsf(nu + (stat - t1 * h) * np.sqrt(nu / (t2 * h * h)), nu)
+    out[m < min_n] = 0.0
+    return out
+
+
+def look_alpha(window_buckets: float, *, streams: int = 5, interval_buckets: float = 30 * MINUTES_PER_DAY,
+               alpha: float = 0.01) -> float:
+    """drift.look_alpha(window): the level at which a sliding window of that many buckets,
+    evaluated every bucket, crosses about once per interval over ``streams`` metrics."""
+    from scipy import optimize
+
+    looks = streams * interval_buckets
+
+    def excess(u: float) -> float:
+        return looks * min(stats.norm.sf(u), 2 * u * np.exp(-u * u / 2) / np.sqrt(2 * np.pi) / window_buckets) - 1
+
+    return min(alpha, float(stats.norm.sf(optimize.brentq(excess, 0.5, 38))))
+
+
 def simulate(sampler: TopicSampler, case: RealCase, *, rate_per_hour: float, baseline_hours: float,
              hours: float, rng: np.random.Generator, lengths: tuple[int, ...], lift: bool = False,
              k: int = 16, chunk_days: float = 1.0, pre_hours: float = 0.0,
              tunings: tuple[tuple[float, int], ...] = ((0.25, 60),),
-             ) -> tuple[Baseline, np.ndarray, list[np.ndarray]]:
+             whitened_lengths: tuple[int, ...] = (180,),
+             ) -> tuple[Baseline, np.ndarray, list[np.ndarray], np.ndarray]:
     """A baseline of ``baseline_hours`` then ``hours`` of traffic in ``case``, bucketed per
     minute; returns the baseline, the scan p-values of every minute (columns as scan_p) and,
     per tuning (evidence_shift, evidence_direction_window in minutes) of the sequential test,
-    its columns of ``evidence`` after every minute."""
+    its columns of ``evidence`` after every minute, and the whitened window test's ln p per
+    minute for each of ``whitened_lengths`` (minutes)."""
     def draw(n: int, c: RealCase) -> np.ndarray:
         x = sampler.draw(n, c)
         return ada_like(x) if lift else x
@@ -239,7 +287,8 @@ def simulate(sampler: TopicSampler, case: RealCase, *, rate_per_hour: float, bas
     ev_base = EvidenceBaseline.of(ref)
     ev_states = [EvidenceState() for _ in tunings]
     ev_out: list[list[np.ndarray]] = [[] for _ in tunings]
-    span = max(lengths)
+    span = max(*lengths, *whitened_lengths)
+    white_out: list[np.ndarray] = []
     pre = int(round(pre_hours * 60))
     minutes = pre + int(round(hours * 60))
     step = int(chunk_days * MINUTES_PER_DAY)
@@ -262,7 +311,9 @@ def simulate(sampler: TopicSampler, case: RealCase, *, rate_per_hour: float, bas
             ev, ev_states[i] = evidence(b.n, b.sums, ev_base, shift=shift, look_back=look_back, start=start,
                                         state=ev_states[i])
             ev_out[i].append(ev)
+        white_out.append(np.stack([whitened_logp(b.n, b.sums, ev_base, length=L, start=start)
+                                   for L in whitened_lengths], axis=1))
         keep = min(span, len(b.n))
         carry = Buckets(b.n[-keep:], b.sums[-keep:], b.cells[-keep:])
         s += m
-    return base, np.vstack(out)[pre:], [np.vstack(e)[pre:] for e in ev_out]
+    return base, np.vstack(out)[pre:], [np.vstack(e)[pre:] for e in ev_out], np.vstack(white_out)[pre:]
