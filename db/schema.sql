@@ -1141,6 +1141,25 @@ COMMENT ON COLUMN drift.action_runs.exit_code IS 'A command''s exit status, reco
 COMMENT ON COLUMN drift.action_runs.exited_at IS 'When the command''s exit was recorded; a run still running with an exit is finished by the next holder with that outcome, not run again.';
 
 
+-- migration 0016_whitened_window
+
+-- The whitened window test (metric whitened_mean_shift): the mean test in the sequential
+-- test's whitened features, over a window longer than the current one, so that a small
+-- drift that persists for hours is judged on all of that data at once.
+
+INSERT INTO drift.settings (key, value, description) VALUES
+    ('whitened_window', '3 hours', 'Data the whitened embedding mean test (whitened_mean_shift) judges at once, ending at the current window''s end: longer catches smaller drifts that persist, later.')
+ON CONFLICT (key) DO NOTHING;
+
+ALTER TABLE drift.embedding_calibration
+    ADD COLUMN whitened_trace1 double precision,
+    ADD COLUMN whitened_trace2 double precision,
+    ADD COLUMN whitened_trace3 double precision;
+COMMENT ON COLUMN drift.embedding_calibration.whitened_trace1 IS 'tr M, M = (S_a + ridge I)^-1 S_b (the sequential test''s whitening): the whitened mean statistic has mean tr M (1/n + 1/n_baseline) without drift.';
+COMMENT ON COLUMN drift.embedding_calibration.whitened_trace2 IS 'tr M^2: its variance is 2 tr M^2 (1/n + 1/n_baseline)^2 without drift.';
+COMMENT ON COLUMN drift.embedding_calibration.whitened_trace3 IS 'tr M^3: its third cumulant, for the three-moment chi-square fit of its tail.';
+
+
 -- repeatable 10_settings.sql
 
 -- Settings: one reader, one validator for every key.
@@ -1185,6 +1204,8 @@ AS $$
         WHEN 'evidence_shift'           THEN ARRAY['number', '0.01', '2']
         WHEN 'evidence_direction_window' THEN ARRAY['interval', '>0', '1 day']
         WHEN 'evidence_horizon'         THEN ARRAY['interval', '>0', '7 days']
+        -- the whitened window test: how much data it judges at once
+        WHEN 'whitened_window'          THEN ARRAY['interval', '>0', '7 days']
     END
 $$;
 COMMENT ON FUNCTION drift.setting_spec(text) IS 'Type and range of an engine setting as {type, low, high} (NULL for a key of the user''s own).';
@@ -1940,12 +1961,15 @@ BEGIN
         LOOP
             e := s + iv;
             -- Steps may overlap partitions of another width (partition_interval changed):
-            -- create only the uncovered part.
-            SELECT max(p.ends) INTO covered FROM drift.log_partitions() p
-            WHERE p.log = t AND NOT p.is_default AND p.starts <= s AND p.ends > s;
-            IF covered IS NOT NULL THEN
+            -- create only the uncovered part. Skip every partition covering the start in turn:
+            -- the one after a covering partition may start exactly where it ends (daily
+            -- partitions inside a new weekly step).
+            LOOP
+                SELECT max(p.ends) INTO covered FROM drift.log_partitions() p
+                WHERE p.log = t AND NOT p.is_default AND p.starts <= s AND p.ends > s;
+                EXIT WHEN covered IS NULL OR s >= e;
                 s := covered;
-            END IF;
+            END LOOP;
             SELECT least(e, min(p.starts)) INTO e FROM drift.log_partitions() p
             WHERE p.log = t AND NOT p.is_default AND p.starts > s AND p.starts < e;
             IF s < e THEN
@@ -3045,8 +3069,21 @@ BEGIN
     SELECT p_model, i, cov_b[i], inv[i] FROM generate_series(1, r) i
     ON CONFLICT (model, i) DO UPDATE SET cov_row = EXCLUDED.cov_row, inverse_row = EXCLUDED.inverse_row;
     -- The estimated baseline mean leaves E[(y - mean) . u] = tr(inv S) / n_base per embedding.
+    -- The whitened window test's null cumulants are tr M^j, M = inv S_b (one product of two
+    -- r x r matrices for M, one for M^2: rows of M against rows of its transpose).
     UPDATE drift.embedding_calibration c SET evidence_rank = r,
-        evidence_bias = (SELECT sum(-(inv[i] <#> cov_b[i])) FROM generate_series(1, r) i) / n_base
+        evidence_bias = tr.t1 / n_base, whitened_trace1 = tr.t1, whitened_trace2 = tr.t2, whitened_trace3 = tr.t3
+    FROM (
+        WITH a AS (SELECT t.i, t.v FROM unnest(inv) WITH ORDINALITY t(v, i)),
+        s AS (SELECT t.j, t.v FROM unnest(cov_b) WITH ORDINALITY t(v, j)),
+        prod AS (SELECT a.i, s.j, -(a.v <#> s.v) AS x FROM a CROSS JOIN s),  -- M_ij (S_b is symmetric)
+        m AS (SELECT prod.i, array_agg(prod.x ORDER BY prod.j)::vector AS r FROM prod GROUP BY prod.i),
+        mt AS (SELECT prod.j AS i, array_agg(prod.x ORDER BY prod.i)::vector AS r FROM prod GROUP BY prod.j),
+        m2 AS (SELECT m.i, array_agg(-(m.r <#> mt.r) ORDER BY mt.i)::vector AS r FROM m CROSS JOIN mt GROUP BY m.i)
+        SELECT (SELECT sum(prod.x) FROM prod WHERE prod.i = prod.j) AS t1,
+               (SELECT sum(-(m.r <#> mt.r)) FROM m JOIN mt ON mt.i = m.i) AS t2,
+               (SELECT sum(-(m2.r <#> mt.r)) FROM m2 JOIN mt ON mt.i = m2.i) AS t3
+    ) tr
     WHERE c.model = p_model;
     RETURN r;
 END $$;
@@ -3199,6 +3236,34 @@ AS $$
 $$;
 COMMENT ON FUNCTION drift.evidence_threshold(text) IS 'Decision line of the sequential embedding test of a model, in nats: drift-free traffic at the baseline''s rate crosses it about once per four false_alarm_intervals.';
 
+-- The whitened window test (metric whitened_mean_shift): the mean test in the same whitened
+-- features, T = d' (S_a + ridge I)^-1 d for d the mean features of whitened_window minus the
+-- baseline's. The window is longer than the current one, so a drift that persists for hours is
+-- judged on all of its data at once; without drift T is a weighted chi-square whose cumulants
+-- are tr M^j h^j, M = (S_a + ridge I)^-1 S_b, h = dispersion (1/n + 1/n_baseline), fitted
+-- with three moments as the centroid test is (measured on real text embeddings, a new topic at
+-- 10% of traffic moves the mean mostly along quiet directions, which whitening counts for more).
+CREATE OR REPLACE FUNCTION drift.embedding_whitened_test(p_model text, n_cur bigint, sum_cur vector,
+    n_base bigint, sum_base vector, c drift.embedding_calibration, level double precision,
+    OUT statistic double precision, OUT expected double precision, OUT dof double precision,
+    OUT p_value double precision, OUT decision double precision)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, public, extensions
+AS $$
+    SELECT t.stat, k.k1, k.nu,
+        drift.chi2_sf_real(k.nu + (t.stat - k.k1) * sqrt(2 * k.nu / k.k2), k.nu),
+        -- The statistic at which the test rejects at level: p_value < level exactly when T > it.
+        k.k1 + (drift.chi2_isf_real(level, k.nu) - k.nu) * sqrt(k.k2 / (2 * k.nu))
+    FROM (SELECT -(d.d <#> drift.evidence_inverse_times(p_model, d.d)) AS stat
+          FROM (SELECT drift.evidence_features(p_model, drift.scale_vector(sum_cur, 1.0 / nullif(n_cur, 0))
+                       - drift.scale_vector(sum_base, 1.0 / nullif(n_base, 0))) AS d) d) t,
+         (SELECT (c).whitened_trace1 * h AS k1, 2 * (c).whitened_trace2 * h * h AS k2,
+                 (c).whitened_trace2 ^ 3 / nullif((c).whitened_trace3, 0) ^ 2 AS nu
+          FROM (SELECT (c).dispersion * (1.0 / nullif(n_cur, 0) + 1.0 / nullif(n_base, 0)) AS h) hh) k
+    WHERE n_cur > 0 AND n_base > 0 AND (c).whitened_trace2 > 0 AND (c).whitened_trace3 > 0
+$$;
+COMMENT ON FUNCTION drift.embedding_whitened_test(text, bigint, vector, bigint, vector, drift.embedding_calibration, double precision) IS 'Whitened mean-shift test of a window (count and vector sum, from rollups) against the baseline, in the model''s sequential-test features: statistic, its null mean, the fit''s degrees of freedom, p-value, and the statistic at which it rejects at level.';
+
 
 -- repeatable 60_reports.sql
 
@@ -3229,7 +3294,7 @@ AS $$
             drift.setting('embedding_distance_floor')::float8 AS floor, drift.look_alpha() AS look
         FROM drift.report_config(p_as_of) c
     ), cur AS (
-        SELECT m.model, w.n, w.vec_sum, b.n AS nb, b.vec_sum AS vb, cal AS cal
+        SELECT m.model, w.n, w.vec_sum, b.n AS nb, b.vec_sum AS vb, b.ends AS base_ends, cal AS cal
         FROM drift.models m
         CROSS JOIN cfg
         CROSS JOIN LATERAL drift.embedding_window(m.model, cfg.window_start, cfg.window_end) w
@@ -3306,8 +3371,31 @@ AS $$
     LEFT JOIN LATERAL (SELECT e.* FROM drift.embedding_evidence e
                        WHERE e.model = cur.model AND e.bucket < cfg.window_end
                        ORDER BY e.bucket DESC LIMIT 1) ev ON true
+    UNION ALL
+    -- The whitened window test, over whitened_window ending where the current window ends (never
+    -- before the baseline's end: that data is partly the baseline itself), at the per-evaluation
+    -- level of a window that long. Its row keeps the current window, like the sequential test's.
+    SELECT cur.model, 'embedding', 'whitened_mean_shift', wt.statistic,
+        CASE WHEN lined THEN wt.decision END, wt.p_value, cur.n, coalesce(cur.nb, 0),
+        coalesce(lined AND wt.statistic > wt.decision, false),
+        cfg.window_start, cfg.window_end, wt.statistic, 0::float8,
+        jsonb_build_object('test', 'mean shift in the sequential test''s whitened features over whitened_window, three-moment chi-square',
+            'statistic_kind', 'squared whitened mean shift', 'expected_statistic', wt.expected, 'dof', wt.dof,
+            'effect_size', sqrt(greatest(wt.statistic - wt.expected, 0)),
+            'effect_size_kind', 'whitened mean shift (about standard deviations along its direction)',
+            'test_window_start', wf.from_, 'test_window_end', cfg.window_end, 'test_window_n', ww.n,
+            'dispersion', (cur.cal).dispersion, 'alpha', cfg.alpha, 'look_alpha', wf.look,
+            'threshold_kind', 'statistic at which the test rejects at look_alpha of whitened_window',
+            'min_samples', cfg.min_samples)
+    FROM cur CROSS JOIN cfg
+    CROSS JOIN LATERAL (SELECT greatest(cfg.window_end - drift.setting('whitened_window')::interval, cur.base_ends) AS from_,
+                               drift.look_alpha(drift.setting('whitened_window')::interval) AS look) wf
+    LEFT JOIN LATERAL drift.embedding_window(cur.model, wf.from_, cfg.window_end) ww ON cur.nb IS NOT NULL
+    LEFT JOIN LATERAL drift.embedding_whitened_test(cur.model, ww.n, ww.vec_sum, cur.nb, cur.vb, cur.cal, wf.look) wt
+        ON (cur.cal).whitened_trace2 IS NOT NULL
+    CROSS JOIN LATERAL (SELECT cur.n >= cfg.min_samples AND ww.n >= cfg.min_samples AND wt.decision IS NOT NULL AS lined) l
 $$;
-COMMENT ON FUNCTION drift.embedding_report(timestamptz, text[]) IS 'Embedding drift of each model at as_of: centroid_distance (score = centroid cosine distance; p-value of the calibrated mean-shift test from rollups), novelty_rate (share of embeddings far from every baseline-sample point; binomial-type test against the baseline''s own rate) and mean_shift_evidence (score = CUSUM evidence in nats accumulated over the buckets folded so far).';
+COMMENT ON FUNCTION drift.embedding_report(timestamptz, text[]) IS 'Embedding drift of each model at as_of: centroid_distance (score = centroid cosine distance; p-value of the calibrated mean-shift test from rollups), novelty_rate (share of embeddings far from every baseline-sample point; binomial-type test against the baseline''s own rate), mean_shift_evidence (score = CUSUM evidence in nats accumulated over the buckets folded so far) and whitened_mean_shift (score = squared whitened mean shift over whitened_window).';
 
 CREATE OR REPLACE FUNCTION drift.behavior_report(p_as_of timestamptz DEFAULT now(), p_models text[] DEFAULT NULL)
 RETURNS SETOF drift.report_row
@@ -3427,15 +3515,15 @@ CREATE OR REPLACE VIEW drift.drift_status AS
     SELECT * FROM drift.embedding_drift
     UNION ALL SELECT * FROM drift.behavior_drift
     UNION ALL SELECT * FROM drift.accuracy_drift;
-COMMENT ON VIEW drift.embedding_drift IS 'Embedding drift now: centroid_distance, novelty_rate and mean_shift_evidence per model.';
+COMMENT ON VIEW drift.embedding_drift IS 'Embedding drift now: centroid_distance, novelty_rate, mean_shift_evidence and whitened_mean_shift per model.';
 COMMENT ON VIEW drift.behavior_drift IS 'Behavior drift now: refusal_rate and toxicity_rate per model.';
 COMMENT ON VIEW drift.accuracy_drift IS 'Accuracy drift now: accuracy per model (score = drop below baseline).';
 COMMENT ON VIEW drift.drift_status IS 'Every drift metric of every model now: the union of the three drift views.';
 
 COMMENT ON COLUMN drift.report_row.model IS 'Model name.';
 COMMENT ON COLUMN drift.report_row.kind IS 'embedding, behavior or accuracy.';
-COMMENT ON COLUMN drift.report_row.metric IS 'centroid_distance, novelty_rate, mean_shift_evidence, refusal_rate, toxicity_rate or accuracy.';
-COMMENT ON COLUMN drift.report_row.score IS 'The metric''s score compared with threshold: centroid cosine distance, rate, accuracy drop, or evidence in nats.';
+COMMENT ON COLUMN drift.report_row.metric IS 'centroid_distance, novelty_rate, mean_shift_evidence, whitened_mean_shift, refusal_rate, toxicity_rate or accuracy.';
+COMMENT ON COLUMN drift.report_row.score IS 'The metric''s score compared with threshold: centroid cosine distance, rate, accuracy drop, evidence in nats, or the squared whitened mean shift.';
 COMMENT ON COLUMN drift.report_row.threshold IS 'The decision line on the score''s scale: the score above which this row counts as drifted now (its test rejecting at details.look_alpha, and past the seed threshold details.seed_threshold for rates and accuracy); drifted = (score > threshold). NULL with too few samples.';
 COMMENT ON COLUMN drift.report_row.p_value IS 'p-value of the calibrated statistical test of this window (see details.test).';
 COMMENT ON COLUMN drift.report_row.n_current IS 'Samples in the current window.';
@@ -4864,6 +4952,6 @@ END $$;
 
 
 CREATE TABLE IF NOT EXISTS drift.alembic_version (version_num varchar(32) NOT NULL CONSTRAINT alembic_version_pkc PRIMARY KEY);
-INSERT INTO drift.alembic_version (version_num) VALUES ('0015_command_exits');
-INSERT INTO drift.code_layer (digest) VALUES ('a471a3f0736e07dd715bf8915abc63fac20e3139953c49e22ae9dace063962d8');
+INSERT INTO drift.alembic_version (version_num) VALUES ('0016_whitened_window');
+INSERT INTO drift.code_layer (digest) VALUES ('863d7e1fcd28f5c94502ab7f0ca22900db7d3448f82232ef14fcff344ed8b8e6');
 COMMIT;

@@ -97,7 +97,7 @@ def test_rate_rises_and_accuracy_drops_are_flagged_within_an_hour_of_100_per_min
     assert row["details"]["effect_size"] > 0
 
 
-def test_a_model_without_baseline_reports_both_embedding_metrics_undrifted(
+def test_a_model_without_baseline_reports_every_embedding_metric_undrifted(
     db_url: str, conn: psycopg.Connection[Any]
 ) -> None:
     model = "no-baseline"
@@ -111,9 +111,11 @@ def test_a_model_without_baseline_reports_both_embedding_metrics_undrifted(
         "centroid_distance": (300, 0, False),
         "novelty_rate": (300, 0, False),
         "mean_shift_evidence": (300, 0, False),
+        "whitened_mean_shift": (300, 0, False),
     }
     assert rows["novelty_rate"]["p_value"] is None
     assert rows["mean_shift_evidence"]["score"] is None  # nothing to fold without a baseline
+    assert rows["whitened_mean_shift"]["score"] is None  # nor a whitening to test in
 
 
 def test_novelty_searches_at_most_novelty_per_bucket_embeddings_and_caches_them(

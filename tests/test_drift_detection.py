@@ -35,7 +35,7 @@ NORMAL = {"refusal": 0.02, "toxic": 0.01, "accuracy": 0.90, "topic": 0}
 # persists, builds evidence bucket after bucket.
 SCENARIOS: dict[str, tuple[dict[str, Any], set[tuple[str, str]]]] = {
     "embedding": ({"topic": 1}, {("embedding", "centroid_distance"), ("embedding", "novelty_rate"),
-                                 ("embedding", "mean_shift_evidence")}),
+                                 ("embedding", "mean_shift_evidence"), ("embedding", "whitened_mean_shift")}),
     "refusal": ({"refusal": 0.30}, {("behavior", "refusal_rate")}),
     "toxicity": ({"toxic": 0.20}, {("behavior", "toxicity_rate")}),
     "accuracy": ({"accuracy": 0.60}, {("accuracy", "accuracy")}),
@@ -204,12 +204,13 @@ def test_metrics_with_no_data_in_the_window_report_zero_counts(
         ("embedding", "centroid_distance"): (0, False),
         ("embedding", "novelty_rate"): (0, False),
         EVIDENCE: (0, False),
+        ("embedding", "whitened_mean_shift"): (0, False),
         ("behavior", "refusal_rate"): (PER_HOUR, False),
         ("behavior", "toxicity_rate"): (0, False),
         ("accuracy", "accuracy"): (0, False),
     }
     assert dl.evaluate(DRIFT_AS_OF) == []
-    assert len(dl.status()) == 6  # the views at now(): nothing logged in this window at all
+    assert len(dl.status()) == 7  # the views at now(): nothing logged in this window at all
 
 
 def test_first_data_becomes_the_baseline_automatically(dl: driftloop.Client, conn: psycopg.Connection[Any]) -> None:

@@ -139,5 +139,6 @@ def test_an_evaluation_computes_the_drift_report_once(client: driftloop.Client, 
     assert calls["drift_report"] == 1, calls
     for kind in ("embedding_report", "behavior_report", "accuracy_report"):
         assert calls[kind] == 1, calls
-    # centroid_distance, novelty_rate, mean_shift_evidence, refusal_rate, toxicity_rate, accuracy
-    assert history == (6,)
+    # centroid_distance, novelty_rate, mean_shift_evidence, whitened_mean_shift, refusal_rate,
+    # toxicity_rate, accuracy
+    assert history == (7,)

@@ -36,13 +36,14 @@ BAD_VALUES: dict[str, list[str]] = {
     "evidence_shift": ["small", "0", "2.5"],
     "evidence_direction_window": ["an hour", "0", "2 days"],
     "evidence_horizon": ["long", "-1 hour", "8 days"],
+    "whitened_window": ["three hours", "0", "8 days"],
 }
 # Valid values at the edges of each range, and a key of the user's own (not checked).
 GOOD_VALUES = [
     ("current_window", "30 minutes"), ("evaluate_interval", "0"), ("min_samples", "1"), ("alpha", "0"),
     ("alpha", "1"), ("novelty_per_bucket", "10"), ("novelty_sample_size", "100000"),
     ("novelty_quantile", "0.999"), ("embedding_distance_floor", "2"), ("evidence_shift", "0.01"),
-    ("evidence_horizon", "7 days"), ("my_own_key", "anything"),
+    ("evidence_horizon", "7 days"), ("whitened_window", "7 days"), ("my_own_key", "anything"),
 ]  # fmt: skip
 
 

@@ -40,6 +40,8 @@ AS $$
         WHEN 'evidence_shift'           THEN ARRAY['number', '0.01', '2']
         WHEN 'evidence_direction_window' THEN ARRAY['interval', '>0', '1 day']
         WHEN 'evidence_horizon'         THEN ARRAY['interval', '>0', '7 days']
+        -- the whitened window test: how much data it judges at once
+        WHEN 'whitened_window'          THEN ARRAY['interval', '>0', '7 days']
     END
 $$;
 COMMENT ON FUNCTION drift.setting_spec(text) IS 'Type and range of an engine setting as {type, low, high} (NULL for a key of the user''s own).';

@@ -112,12 +112,15 @@ BEGIN
         LOOP
             e := s + iv;
             -- Steps may overlap partitions of another width (partition_interval changed):
-            -- create only the uncovered part.
-            SELECT max(p.ends) INTO covered FROM drift.log_partitions() p
-            WHERE p.log = t AND NOT p.is_default AND p.starts <= s AND p.ends > s;
-            IF covered IS NOT NULL THEN
+            -- create only the uncovered part. Skip every partition covering the start in turn:
+            -- the one after a covering partition may start exactly where it ends (daily
+            -- partitions inside a new weekly step).
+            LOOP
+                SELECT max(p.ends) INTO covered FROM drift.log_partitions() p
+                WHERE p.log = t AND NOT p.is_default AND p.starts <= s AND p.ends > s;
+                EXIT WHEN covered IS NULL OR s >= e;
                 s := covered;
-            END IF;
+            END LOOP;
             SELECT least(e, min(p.starts)) INTO e FROM drift.log_partitions() p
             WHERE p.log = t AND NOT p.is_default AND p.starts > s AND p.starts < e;
             IF s < e THEN

@@ -25,7 +25,7 @@ AS $$
             drift.setting('embedding_distance_floor')::float8 AS floor, drift.look_alpha() AS look
         FROM drift.report_config(p_as_of) c
     ), cur AS (
-        SELECT m.model, w.n, w.vec_sum, b.n AS nb, b.vec_sum AS vb, cal AS cal
+        SELECT m.model, w.n, w.vec_sum, b.n AS nb, b.vec_sum AS vb, b.ends AS base_ends, cal AS cal
         FROM drift.models m
         CROSS JOIN cfg
         CROSS JOIN LATERAL drift.embedding_window(m.model, cfg.window_start, cfg.window_end) w
@@ -102,8 +102,31 @@ AS $$
     LEFT JOIN LATERAL (SELECT e.* FROM drift.embedding_evidence e
                        WHERE e.model = cur.model AND e.bucket < cfg.window_end
                        ORDER BY e.bucket DESC LIMIT 1) ev ON true
+    UNION ALL
+    -- The whitened window test, over whitened_window ending where the current window ends (never
+    -- before the baseline's end: that data is partly the baseline itself), at the per-evaluation
+    -- level of a window that long. Its row keeps the current window, like the sequential test's.
+    SELECT cur.model, 'embedding', 'whitened_mean_shift', wt.statistic,
+        CASE WHEN lined THEN wt.decision END, wt.p_value, cur.n, coalesce(cur.nb, 0),
+        coalesce(lined AND wt.statistic > wt.decision, false),
+        cfg.window_start, cfg.window_end, wt.statistic, 0::float8,
+        jsonb_build_object('test', 'mean shift in the sequential test''s whitened features over whitened_window, three-moment chi-square',
+            'statistic_kind', 'squared whitened mean shift', 'expected_statistic', wt.expected, 'dof', wt.dof,
+            'effect_size', sqrt(greatest(wt.statistic - wt.expected, 0)),
+            'effect_size_kind', 'whitened mean shift (about standard deviations along its direction)',
+            'test_window_start', wf.from_, 'test_window_end', cfg.window_end, 'test_window_n', ww.n,
+            'dispersion', (cur.cal).dispersion, 'alpha', cfg.alpha, 'look_alpha', wf.look,
+            'threshold_kind', 'statistic at which the test rejects at look_alpha of whitened_window',
+            'min_samples', cfg.min_samples)
+    FROM cur CROSS JOIN cfg
+    CROSS JOIN LATERAL (SELECT greatest(cfg.window_end - drift.setting('whitened_window')::interval, cur.base_ends) AS from_,
+                               drift.look_alpha(drift.setting('whitened_window')::interval) AS look) wf
+    LEFT JOIN LATERAL drift.embedding_window(cur.model, wf.from_, cfg.window_end) ww ON cur.nb IS NOT NULL
+    LEFT JOIN LATERAL drift.embedding_whitened_test(cur.model, ww.n, ww.vec_sum, cur.nb, cur.vb, cur.cal, wf.look) wt
+        ON (cur.cal).whitened_trace2 IS NOT NULL
+    CROSS JOIN LATERAL (SELECT cur.n >= cfg.min_samples AND ww.n >= cfg.min_samples AND wt.decision IS NOT NULL AS lined) l
 $$;
-COMMENT ON FUNCTION drift.embedding_report(timestamptz, text[]) IS 'Embedding drift of each model at as_of: centroid_distance (score = centroid cosine distance; p-value of the calibrated mean-shift test from rollups), novelty_rate (share of embeddings far from every baseline-sample point; binomial-type test against the baseline''s own rate) and mean_shift_evidence (score = CUSUM evidence in nats accumulated over the buckets folded so far).';
+COMMENT ON FUNCTION drift.embedding_report(timestamptz, text[]) IS 'Embedding drift of each model at as_of: centroid_distance (score = centroid cosine distance; p-value of the calibrated mean-shift test from rollups), novelty_rate (share of embeddings far from every baseline-sample point; binomial-type test against the baseline''s own rate), mean_shift_evidence (score = CUSUM evidence in nats accumulated over the buckets folded so far) and whitened_mean_shift (score = squared whitened mean shift over whitened_window).';
 
 CREATE OR REPLACE FUNCTION drift.behavior_report(p_as_of timestamptz DEFAULT now(), p_models text[] DEFAULT NULL)
 RETURNS SETOF drift.report_row
@@ -223,15 +246,15 @@ CREATE OR REPLACE VIEW drift.drift_status AS
     SELECT * FROM drift.embedding_drift
     UNION ALL SELECT * FROM drift.behavior_drift
     UNION ALL SELECT * FROM drift.accuracy_drift;
-COMMENT ON VIEW drift.embedding_drift IS 'Embedding drift now: centroid_distance, novelty_rate and mean_shift_evidence per model.';
+COMMENT ON VIEW drift.embedding_drift IS 'Embedding drift now: centroid_distance, novelty_rate, mean_shift_evidence and whitened_mean_shift per model.';
 COMMENT ON VIEW drift.behavior_drift IS 'Behavior drift now: refusal_rate and toxicity_rate per model.';
 COMMENT ON VIEW drift.accuracy_drift IS 'Accuracy drift now: accuracy per model (score = drop below baseline).';
 COMMENT ON VIEW drift.drift_status IS 'Every drift metric of every model now: the union of the three drift views.';
 
 COMMENT ON COLUMN drift.report_row.model IS 'Model name.';
 COMMENT ON COLUMN drift.report_row.kind IS 'embedding, behavior or accuracy.';
-COMMENT ON COLUMN drift.report_row.metric IS 'centroid_distance, novelty_rate, mean_shift_evidence, refusal_rate, toxicity_rate or accuracy.';
-COMMENT ON COLUMN drift.report_row.score IS 'The metric''s score compared with threshold: centroid cosine distance, rate, accuracy drop, or evidence in nats.';
+COMMENT ON COLUMN drift.report_row.metric IS 'centroid_distance, novelty_rate, mean_shift_evidence, whitened_mean_shift, refusal_rate, toxicity_rate or accuracy.';
+COMMENT ON COLUMN drift.report_row.score IS 'The metric''s score compared with threshold: centroid cosine distance, rate, accuracy drop, evidence in nats, or the squared whitened mean shift.';
 COMMENT ON COLUMN drift.report_row.threshold IS 'The decision line on the score''s scale: the score above which this row counts as drifted now (its test rejecting at details.look_alpha, and past the seed threshold details.seed_threshold for rates and accuracy); drifted = (score > threshold). NULL with too few samples.';
 COMMENT ON COLUMN drift.report_row.p_value IS 'p-value of the calibrated statistical test of this window (see details.test).';
 COMMENT ON COLUMN drift.report_row.n_current IS 'Samples in the current window.';

@@ -65,6 +65,13 @@ def drift_reason(row: Mapping[str, Any]) -> str:
             f"traffic keeps moving the mean: evidence {_num(row['score'], 3)} > {_num(row['threshold'], 3)} nats "
             f"over {row.get('n_current')} embeddings since {details.get('since')}"
         )
+    elif metric == "whitened_mean_shift":
+        # Judged on whitened_window (longer than the current window): say how much data.
+        what = (
+            f"traffic has moved the mean along quiet directions: whitened shift {_num(row['score'], 3)} > "
+            f"{_num(row['threshold'], 3)} over {details.get('test_window_n')} embeddings since "
+            f"{details.get('test_window_start')}"
+        )
     elif metric == "novelty_rate":
         what = (
             f"novelty rate {_num(row['score'], 3)} > {_num(row['threshold'], 3)} "

@@ -25,12 +25,14 @@ Progress = Callable[[str, int, int], None]
 ACTION_COLOURS = {"reindex": "#2ca02c", "update_system_prompt": "#9467bd", "retrain": "#8c564b"}
 
 # Contract metrics first, in a fixed order; any others the engine reports follow.
-METRIC_ORDER = ("centroid_distance", "novelty_rate", "mean_shift_evidence", "refusal_rate", "toxicity_rate", "accuracy")
+METRIC_ORDER = ("centroid_distance", "novelty_rate", "mean_shift_evidence", "whitened_mean_shift",
+                "refusal_rate", "toxicity_rate", "accuracy")
 # Each panel in the metric's own terms (accuracy as accuracy, not as its drop).
 AXIS_LABELS = {
     "centroid_distance": "centroid cosine distance\nfrom the baseline",
     "novelty_rate": "novelty rate\n(share far from baseline)",
     "mean_shift_evidence": "evidence the mean moved\n(nats, CUSUM)",
+    "whitened_mean_shift": "whitened mean shift\nover 3 hours (squared)",
     "refusal_rate": "refusal rate\n(share of answers)",
     "toxicity_rate": "toxicity rate\n(share of answers)",
     "accuracy": "accuracy\n(share correct)",
