@@ -18,16 +18,17 @@ machine's noise falls on every case alike; each figure is a median:
 - sequential test: what folding each new minute into the sequential embedding test
   (mean_shift_evidence) costs. Twins of the 600 and 6,000 cases (the same rows) whose
   calibration has no evidence_bias, which the fold skips: the ratio on/off of the evaluation
-  after one minute of traffic. And on the 600 and 6,000 cases, the fold alone: of the newest
-  bucket (what a per-minute evaluation folds), and one full catch-up fold of evidence_horizon
-  (6 hours) as after a baseline is set (its evidence deleted and folded again in a
-  transaction rolled back, only the fold timed).
+  after one minute of traffic. The same for the whitened window test (whitened_mean_shift):
+  twins whose calibration has no whitened traces, which the report skips. And on the 600 and
+  6,000 cases, the fold alone: of the newest bucket (what a per-minute evaluation folds), and
+  one full catch-up fold of evidence_horizon (6 hours) as after a baseline is set (its
+  evidence deleted and folded again in a transaction rolled back, only the fold timed).
 
 Also per case: `re_evaluate_s` (evaluating again with nothing new: every bucket cached) and
 `cold_window_s` (the first evaluation after the baseline is set: every bucket of the window
 is scored; timed once, so noisier).
 
-    python -m bench.evaluate [--small 100000] [--large 1000000] [--repeats 30]
+    python -m bench.evaluate [--small 100000] [--large 1000000] [--repeats 30] [--dims 384]
 """
 
 from __future__ import annotations
@@ -43,18 +44,21 @@ from typing import Any
 
 import numpy as np
 import psycopg
+from psycopg import sql
 
 import driftloop
 from bench.common import emit, fresh_database, interleaved_medians
 from driftloop.database import connect
 
 MODEL = "bench-evaluate"
-DIMS = 384
+DIMS = 384  # the default; --dims 1536 measures the whitened tests at the width of ada-002
 DAYS = 7
 HOUR = timedelta(hours=1)
 MINUTE = timedelta(minutes=1)
 WINDOW_RATES = (600, 6_000, 60_000)  # rows an hour in the current window
 SEQUENTIAL_RATES = (600, 6_000)  # window rates whose cost with and without the sequential test is compared
+# Twins of those cases, each with one test switched off by nulling the calibration column it needs.
+TESTS_OFF = {"sequential": "evidence_bias", "whitened": "whitened_trace2"}
 
 
 @dataclass
@@ -72,13 +76,14 @@ class Case:
     as_of: datetime = field(init=False)
     folded: int = field(init=False, default=0)  # buckets of the last timed fold
 
-    sequential_test: bool = True
+    switched_off: str | None = None  # an embedding_calibration column nulled: that test is skipped
+    dims: int = DIMS
 
     def __post_init__(self) -> None:
         self.conn = connect(self.url, autocommit=True)
         self.conn.execute("UPDATE drift.settings SET value = '0' WHERE key = 'evaluate_interval'")
         self.client = driftloop.connect(self.url)
-        self.center = np.random.default_rng(0).normal(size=DIMS)  # the same topic mix in every case
+        self.center = np.random.default_rng(0).normal(size=self.dims)  # the same topic mix in every case
         self.rng = np.random.default_rng(self.history_rows + self.per_hour)
         self.as_of = self.end
 
@@ -86,7 +91,7 @@ class Case:
         """`rows` drift-free embeddings spread evenly over [start, start + span)."""
         for lo in range(0, rows, 20_000):
             n = min(20_000, rows - lo)
-            x = self.center + self.rng.normal(scale=3.0, size=(n, DIMS))
+            x = self.center + self.rng.normal(scale=3.0, size=(n, self.dims))
             x = (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
             stamps = [start + span * ((lo + i + 0.5) / rows) for i in range(n)]
             self.client.log_embeddings(MODEL, x, created_at=stamps)
@@ -99,8 +104,9 @@ class Case:
     def settle(self) -> float:
         """Baseline, then a database in steady state (autovacuum would have long run); cold evaluation time."""
         self.client.set_baseline(MODEL, self.end - DAYS * timedelta(days=1), self.end - timedelta(days=1))
-        if not self.sequential_test:
-            self.conn.execute("UPDATE drift.embedding_calibration SET evidence_bias = NULL WHERE model = %s", (MODEL,))
+        if self.switched_off is not None:
+            nulled = sql.SQL("UPDATE drift.embedding_calibration SET {} = NULL WHERE model = %s")
+            self.conn.execute(nulled.format(sql.Identifier(self.switched_off)), (MODEL,))
         self.conn.execute("SELECT drift.compact_rollups()")
         self.conn.execute("VACUUM ANALYZE")
         start = time.perf_counter()
@@ -170,13 +176,15 @@ def window_case(rate: int) -> str:
     return "history_small" if rate == WINDOW_RATES[0] else f"window_{rate}"
 
 
-def cases(stack: ExitStack, small: int, large: int, end: datetime) -> Iterator[tuple[str, Case]]:
-    wanted = [("history_small", small, WINDOW_RATES[0], True), ("history_large", large, WINDOW_RATES[0], True)]
-    wanted += [(window_case(rate), small, rate, True) for rate in WINDOW_RATES[1:]]
-    # The twins without the sequential test log the same rows (the data is seeded by the sizes).
-    wanted += [(f"sequential_off_{rate}", small, rate, False) for rate in SEQUENTIAL_RATES]
-    for name, history_rows, per_hour, sequential_test in wanted:
-        case = Case(stack.enter_context(fresh_database()), history_rows, per_hour, end, sequential_test)
+def cases(stack: ExitStack, small: int, large: int, end: datetime, dims: int) -> Iterator[tuple[str, Case]]:
+    wanted: list[tuple[str, int, int, str | None]] = [
+        ("history_small", small, WINDOW_RATES[0], None), ("history_large", large, WINDOW_RATES[0], None)]
+    wanted += [(window_case(rate), small, rate, None) for rate in WINDOW_RATES[1:]]
+    # The twins without one test log the same rows (the data is seeded by the sizes).
+    wanted += [(f"{test}_off_{rate}", small, rate, column) for test, column in TESTS_OFF.items()
+               for rate in SEQUENTIAL_RATES]  # fmt: skip
+    for name, history_rows, per_hour, switched_off in wanted:
+        case = Case(stack.enter_context(fresh_database()), history_rows, per_hour, end, switched_off, dims)
         stack.callback(case.close)
         print(f"loading {name}: {history_rows} rows of history, {per_hour} an hour in the window", file=sys.stderr)
         case.load()
@@ -188,10 +196,11 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=100_000)
     parser.add_argument("--large", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--dims", type=int, default=DIMS)
     args = parser.parse_args()
     end = datetime.now(UTC).replace(second=0, microsecond=0)
     with ExitStack() as stack:
-        loaded = dict(cases(stack, args.small, args.large, end))
+        loaded = dict(cases(stack, args.small, args.large, end, args.dims))
         with psycopg.connect(next(iter(loaded.values())).url, autocommit=True) as any_conn:
             any_conn.execute("CHECKPOINT")  # the loads' dirty pages are written before anything is timed
         cold = {name: case.settle() for name, case in loaded.items()}
@@ -214,7 +223,7 @@ def main() -> None:
         }  # fmt: skip
     emit({
         "benchmark": "evaluate",
-        "dims": DIMS,
+        "dims": args.dims,
         "protocol": "each timed evaluation follows one minute of new traffic (not timed); medians, cases interleaved",
         "baseline_window": "first 6 of the 7 days of history",
         "current_window": "last hour",
@@ -238,6 +247,14 @@ def main() -> None:
                 "fold_one_bucket_s": round(fold_one[str(rate)], 6),
                 "catch_up_fold_s": round(catch_up[str(rate)], 4),
                 "catch_up_buckets": sequential_on[rate].folded,
+            }
+            for rate in SEQUENTIAL_RATES
+        },
+        "whitened_test": {
+            str(rate): {
+                "evaluate_s": round(steps[window_case(rate)], 6),
+                "evaluate_without_s": round(steps[f"whitened_off_{rate}"], 6),
+                "on_over_off": round(steps[window_case(rate)] / steps[f"whitened_off_{rate}"], 3),
             }
             for rate in SEQUENTIAL_RATES
         },
