@@ -23,7 +23,7 @@ def test_demo_quick_end_to_end(db_url: str, tmp_path: Path) -> None:
 
     # The seed's summary: checks with score and threshold, DRIFT DETECTED reasons, the banner.
     assert "DRIFT-AWARE RETRAINING PIPELINE: CLOSED-LOOP DEMO" in out
-    assert "[embedding] centroid_distance  score" in out and "vs threshold " in out
+    assert "[embedding] centroid_distance   score" in out and "vs threshold " in out
     assert "DRIFT DETECTED: demo-refusal-spike behavior/refusal_rate: refusal rate" in out
     assert "PIPELINE COMPLETED SUCCESSFULLY" in out
     assert "Drifts detected: 10 of 10 injected" in out

@@ -33,7 +33,7 @@ def check_line(row: Mapping[str, Any]) -> str:
     """One check: metric, score vs threshold, p-value, samples, verdict."""
     verdict = "DRIFT" if row["drifted"] else "ok"
     return (
-        f"  [{row['kind']:<9}] {row['metric']:<18} score {_num(row['score'])} vs threshold "
+        f"  [{row['kind']:<9}] {row['metric']:<19} score {_num(row['score'])} vs threshold "
         f"{_num(row['threshold'])}  p={_p(row['p_value'])}  n={row['n_current']} (baseline "
         f"{row['n_baseline']})  {verdict}"
     )
