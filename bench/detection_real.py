@@ -28,10 +28,11 @@ in a section the baseline never saw.
    the mean moved in the hour before it) at its formula threshold, and the whitened window
    test (whitened_mean_shift: the mean test in the sequential test's whitened features) on
    3 hours at look_alpha of a 3-hour window (and on 1 hour and 3 hours, each at its window's
-   look_alpha). The SQL rule, what drift.evaluate() raises embedding events on (the novelty
-   row aside), is the union of the sequential test, the one-hour mean test at look_alpha and
-   the whitened 3-hour test; the union without the whitened test (the rule before this
-   round) is kept as a row. The formula rules are verified on every replay.
+   look_alpha, alone and with the sequential test in the one-hour mean test's place). The
+   SQL rule, what drift.evaluate() raises embedding events on (the novelty row aside), is the
+   union of the sequential test, the one-hour mean test at look_alpha and the whitened 3-hour
+   test; the union without the whitened test (the rule before this round) is kept as a row.
+   The formula rules are verified on every replay, and their events counted per replay.
 """
 
 from __future__ import annotations
