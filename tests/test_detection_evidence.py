@@ -206,6 +206,19 @@ def test_drift_free_replay_of_the_model_stays_under_the_decision_line() -> None:
     assert ev[:, 0].max() > 1 and np.mean(ev[:, 0] == 0) > 0.2
 
 
+def test_the_one_window_whitened_p_is_the_per_minute_model_on_that_window() -> None:
+    """The benchmark's one-look whitened test and the stream model share one null: the window
+    of all rows gives the same p either way."""
+    rng = np.random.default_rng(3)
+    sampler = TopicSampler(load_slice(), rng, topics=8)
+    base = ds.EvidenceBaseline.of(sampler.draw(1000, RealCase("baseline")))
+    cur = sampler.draw(300, NEW_TOPIC_20)
+    n, sums = np.array([100.0, 200.0]), np.vstack([cur[:100].sum(0), cur[100:].sum(0)])
+    logp = ds.whitened_logp(n, sums, base, length=2)[-1]
+    assert logp < np.log(0.05)
+    assert np.isclose(ds.whitened_window_p(base, cur), np.exp(logp), rtol=1e-9)
+
+
 def test_old_evidence_is_thinned_to_the_last_value_of_each_hour(db_url: str, conn: psycopg.Connection[Any]) -> None:
     rng = np.random.default_rng(6)
     sampler = TopicSampler(load_slice(), rng, topics=8)

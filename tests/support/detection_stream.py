@@ -239,18 +239,32 @@ def whitened_logp(n: np.ndarray, sums: np.ndarray, base: EvidenceBaseline, *, le
     fs = base.features(sums)
     cs = np.vstack([np.zeros((1, fs.shape[1])), np.cumsum(fs, axis=0)])
     mu = base.features(base.mean)
-    t1, t2, t3 = whitened_traces(base)
-    nu = t2**3 / t3**2
+    traces = whitened_traces(base)
     t = np.arange(start + 1, len(n) + 1)
     lo = np.maximum(t - length, 0)
     m = cn[t] - cn[lo]
     mm = np.maximum(m, 1)
     d = (cs[t] - cs[lo]) / mm[:, None] - mu
     stat = np.einsum("ij,ij->i", d @ base.inverse, d)
-    h = dispersion * (1 / base.n + 1 / mm)
-    out = stats.chi2.logsf(nu + (stat - t1 * h) * np.sqrt(nu / (t2 * h * h)), nu)
+    out = whitened_null_logsf(stat, dispersion * (1 / base.n + 1 / mm), traces)
     out[m < min_n] = 0.0
     return out
+
+
+def whitened_null_logsf(stat: np.ndarray, h: np.ndarray, traces: tuple[float, float, float]) -> np.ndarray:
+    """ln P(T > stat) under the three-moment chi-square fit of the whitened statistic's null:
+    cumulants tr M^j h^j (``traces`` from whitened_traces), h the variance factor of d."""
+    t1, t2, t3 = traces
+    nu = t2**3 / t3**2
+    return stats.chi2.logsf(nu + (stat - t1 * h) * np.sqrt(nu / (t2 * h * h)), nu)
+
+
+def whitened_window_p(base: EvidenceBaseline, cur: np.ndarray) -> float:
+    """p-value of the whitened mean test (whitened_logp's) on one window of rows ``cur``."""
+    d = base.features(cur.mean(0)) - base.features(base.mean)
+    stat = float(d @ base.inverse @ d)
+    return float(np.exp(whitened_null_logsf(np.asarray(stat), np.asarray(1 / base.n + 1 / len(cur)),
+                                            whitened_traces(base))))
 
 
 def look_alpha(window_buckets: float, *, streams: int = 5, interval_buckets: float = 30 * MINUTES_PER_DAY,
