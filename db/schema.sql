@@ -1155,9 +1155,9 @@ ALTER TABLE drift.embedding_calibration
     ADD COLUMN whitened_trace1 double precision,
     ADD COLUMN whitened_trace2 double precision,
     ADD COLUMN whitened_trace3 double precision;
-COMMENT ON COLUMN drift.embedding_calibration.whitened_trace1 IS 'tr M, M = (S_a + ridge I)^-1 S_b (the sequential test''s whitening): the whitened mean statistic has mean tr M (1/n + 1/n_baseline) without drift.';
-COMMENT ON COLUMN drift.embedding_calibration.whitened_trace2 IS 'tr M^2: its variance is 2 tr M^2 (1/n + 1/n_baseline)^2 without drift.';
-COMMENT ON COLUMN drift.embedding_calibration.whitened_trace3 IS 'tr M^3: its third cumulant, for the three-moment chi-square fit of its tail.';
+COMMENT ON COLUMN drift.embedding_calibration.whitened_trace1 IS 'tr M, M = (S_a + ridge I)^-1 S_b (the sequential test''s whitening): the whitened mean statistic has mean tr M h without drift, h = dispersion (1/n + 1/n_baseline).';
+COMMENT ON COLUMN drift.embedding_calibration.whitened_trace2 IS 'tr M^2, less the bias of S_b as a sample covariance: the statistic''s variance is 2 tr M^2 h^2 without drift.';
+COMMENT ON COLUMN drift.embedding_calibration.whitened_trace3 IS 'tr M^3, less the bias of S_b: its third cumulant is 8 tr M^3 h^3, for the three-moment chi-square fit of its tail.';
 
 
 -- repeatable 10_settings.sql
@@ -3029,6 +3029,10 @@ DECLARE
     ridge double precision;
 BEGIN
     DELETE FROM drift.embedding_whitening w WHERE w.model = p_model;
+    -- Nothing of an earlier whitening survives a return below without one.
+    UPDATE drift.embedding_calibration c SET evidence_rank = NULL, evidence_bias = NULL,
+        whitened_trace1 = NULL, whitened_trace2 = NULL, whitened_trace3 = NULL
+    WHERE c.model = p_model;
     SELECT count(*), max(vector_dims(s.embedding)) INTO m, dims FROM drift.baseline_samples s WHERE s.model = p_model;
     SELECT b.n INTO n_base FROM drift.baselines b WHERE b.model = p_model AND b.kind = 'embedding';
     IF m < 60 OR n_base IS NULL THEN
@@ -3072,22 +3076,10 @@ BEGIN
     SELECT p_model, i, cov_b[i], inv[i] FROM generate_series(1, r) i
     ON CONFLICT (model, i) DO UPDATE SET cov_row = EXCLUDED.cov_row, inverse_row = EXCLUDED.inverse_row;
     -- The estimated baseline mean leaves E[(y - mean) . u] = tr(inv S) / n_base per embedding.
-    -- The whitened window test's null cumulants are tr M^j, M = inv S_b (one product of two
-    -- r x r matrices for M, one for M^2: rows of M against rows of its transpose).
     UPDATE drift.embedding_calibration c SET evidence_rank = r,
-        evidence_bias = tr.t1 / n_base, whitened_trace1 = tr.t1, whitened_trace2 = tr.t2, whitened_trace3 = tr.t3
-    FROM (
-        WITH a AS (SELECT t.i, t.v FROM unnest(inv) WITH ORDINALITY t(v, i)),
-        s AS (SELECT t.j, t.v FROM unnest(cov_b) WITH ORDINALITY t(v, j)),
-        prod AS (SELECT a.i, s.j, -(a.v <#> s.v) AS x FROM a CROSS JOIN s),  -- M_ij (S_b is symmetric)
-        m AS (SELECT prod.i, array_agg(prod.x ORDER BY prod.j)::vector AS r FROM prod GROUP BY prod.i),
-        mt AS (SELECT prod.j AS i, array_agg(prod.x ORDER BY prod.i)::vector AS r FROM prod GROUP BY prod.j),
-        m2 AS (SELECT m.i, array_agg(-(m.r <#> mt.r) ORDER BY mt.i)::vector AS r FROM m CROSS JOIN mt GROUP BY m.i)
-        SELECT (SELECT sum(prod.x) FROM prod WHERE prod.i = prod.j) AS t1,
-               (SELECT sum(-(m.r <#> mt.r)) FROM m JOIN mt ON mt.i = m.i) AS t2,
-               (SELECT sum(-(m2.r <#> mt.r)) FROM m2 JOIN mt ON mt.i = m2.i) AS t3
-    ) tr
+        evidence_bias = (SELECT sum(-(inv[i] <#> cov_b[i])) FROM generate_series(1, r) i) / n_base
     WHERE c.model = p_model;
+    PERFORM drift.whitened_traces(p_model);
     RETURN r;
 END $$;
 COMMENT ON FUNCTION drift.embedding_whiten(text) IS 'Computes the sequential test''s whitening of a model from its baseline sample (called by drift.embedding_calibrate); returns the rank, NULL when the sample is too small.';
@@ -3239,6 +3231,56 @@ AS $$
 $$;
 COMMENT ON FUNCTION drift.evidence_threshold(text) IS 'Decision line of the sequential embedding test of a model, in nats: drift-free traffic at the baseline''s rate crosses it about once per four false_alarm_intervals.';
 
+CREATE OR REPLACE FUNCTION drift.whitened_traces(p_model text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, extensions
+AS $$
+DECLARE
+    inv vector[];
+    cov_b vector[];
+    r integer;
+    m bigint;
+    t1 double precision;
+    t2 double precision;
+    t3 double precision;
+BEGIN
+    SELECT array_agg(w.inverse_row ORDER BY w.i), array_agg(w.cov_row ORDER BY w.i) INTO inv, cov_b
+    FROM drift.embedding_whitening w WHERE w.model = p_model AND w.inverse_row IS NOT NULL;
+    r := cardinality(inv);
+    -- S_b is the covariance of the even rows (in id order) of the baseline sample.
+    SELECT count(*) / 2 INTO m FROM drift.baseline_samples s WHERE s.model = p_model;
+    IF r IS NOT NULL AND m >= 2 THEN
+        -- tr M^j for M = inv S_b: one product of two r x r matrices for M, one for M^2 (rows
+        -- of M against rows of its transpose).
+        WITH a AS (SELECT t.i, t.v FROM unnest(inv) WITH ORDINALITY t(v, i)),
+        b AS (SELECT t.j, t.v FROM unnest(cov_b) WITH ORDINALITY t(v, j)),
+        prod AS (SELECT a.i, b.j, -(a.v <#> b.v) AS x FROM a CROSS JOIN b),  -- M_ij (S_b is symmetric)
+        mr AS (SELECT prod.i, array_agg(prod.x ORDER BY prod.j)::vector AS v FROM prod GROUP BY prod.i),
+        mt AS (SELECT prod.j AS i, array_agg(prod.x ORDER BY prod.i)::vector AS v FROM prod GROUP BY prod.j),
+        m2 AS (SELECT mr.i, array_agg(-(mr.v <#> mt.v) ORDER BY mt.i)::vector AS v FROM mr CROSS JOIN mt GROUP BY mr.i)
+        SELECT (SELECT sum(prod.x) FROM prod WHERE prod.i = prod.j),
+               (SELECT sum(-(mr.v <#> mt.v)) FROM mr JOIN mt ON mt.i = mr.i),
+               (SELECT sum(-(m2.v <#> mt.v)) FROM m2 JOIN mt ON mt.i = m2.i)
+        INTO t1, t2, t3;
+    END IF;
+    IF t1 > 0 THEN
+        -- S_b is a sample covariance of m rows, so the plug-in traces overstate tr (inv Sigma)^j
+        -- (Wishart moments: E t2 = (1 + 1/m) tr B^2 + (tr B)^2 / m, and E t3 about
+        -- tr B^3 + 3 tr B tr B^2 / m + (tr B)^3 / m^2); uncorrected, the test is several times
+        -- stricter than its level, and far stricter on a small baseline. Clamped into the range
+        -- every covariance of rank r has.
+        t2 := greatest((t2 - t1 * t1 / m) / (1 + 1.0 / m), t1 * t1 / r);
+        t3 := greatest(t3 - 3 * t1 * t2 / m - t1 ^ 3 / (m::float8 * m), t2 * t2 / t1);
+    ELSE
+        t1 := NULL;
+        t2 := NULL;
+        t3 := NULL;
+    END IF;
+    UPDATE drift.embedding_calibration c SET whitened_trace1 = t1, whitened_trace2 = t2, whitened_trace3 = t3
+    WHERE c.model = p_model;
+END $$;
+COMMENT ON FUNCTION drift.whitened_traces(text) IS 'Stores the null cumulants of a model''s whitened window test, tr M^j for M = (S_a + ridge I)^-1 S_b with the sample covariance''s bias taken off, from its whitening (called by drift.embedding_whiten).';
+
 -- The whitened window test (metric whitened_mean_shift): the mean test in the same whitened
 -- features, T = d' (S_a + ridge I)^-1 d for d the mean features of whitened_window minus the
 -- baseline's. The window is longer than the current one, so a drift that persists for hours is
@@ -3267,6 +3309,11 @@ AS $$
 $$;
 COMMENT ON FUNCTION drift.embedding_whitened_test(text, bigint, vector, bigint, vector, drift.embedding_calibration, double precision) IS 'Whitened mean-shift test of a window (count and vector sum, from rollups) against the baseline, in the model''s sequential-test features: statistic, its null mean, the fit''s degrees of freedom, p-value, and the statistic at which it rejects at level.';
 
+-- Models whitened before the whitened window test existed get its traces from their stored
+-- whitening (an upgrade); a no-op once every calibrated model has them.
+SELECT drift.whitened_traces(c.model) FROM drift.embedding_calibration c
+WHERE c.evidence_rank IS NOT NULL AND c.whitened_trace2 IS NULL;
+
 
 -- repeatable 60_reports.sql
 
@@ -3294,7 +3341,9 @@ SET search_path = pg_catalog, public, extensions
 AS $$
     WITH cfg AS (
         SELECT c.*, drift.setting('embedding_drift_threshold')::float8 AS thr,
-            drift.setting('embedding_distance_floor')::float8 AS floor, drift.look_alpha() AS look
+            drift.setting('embedding_distance_floor')::float8 AS floor, drift.look_alpha() AS look,
+            drift.setting('whitened_window')::interval AS white_window,
+            drift.look_alpha(drift.setting('whitened_window')::interval) AS white_look
         FROM drift.report_config(p_as_of) c
     ), cur AS (
         SELECT m.model, w.n, w.vec_sum, b.n AS nb, b.vec_sum AS vb, b.ends AS base_ends, cal AS cal
@@ -3384,19 +3433,20 @@ AS $$
         cfg.window_start, cfg.window_end, wt.statistic, 0::float8,
         jsonb_build_object('test', 'mean shift in the sequential test''s whitened features over whitened_window, three-moment chi-square',
             'statistic_kind', 'squared whitened mean shift', 'expected_statistic', wt.expected, 'dof', wt.dof,
-            'effect_size', sqrt(greatest(wt.statistic - wt.expected, 0)),
-            'effect_size_kind', 'whitened mean shift (about standard deviations along its direction)',
+            'effect_size', CASE WHEN wt.statistic IS NOT NULL THEN sqrt(greatest(wt.statistic - wt.expected, 0)) END,
+            'effect_size_kind', 'sqrt(statistic - its mean without drift): the ridge-whitened mean shift',
             'test_window_start', wf.from_, 'test_window_end', cfg.window_end, 'test_window_n', ww.n,
-            'dispersion', (cur.cal).dispersion, 'alpha', cfg.alpha, 'look_alpha', wf.look,
+            'dispersion', (cur.cal).dispersion, 'alpha', cfg.alpha, 'look_alpha', cfg.white_look,
             'threshold_kind', 'statistic at which the test rejects at look_alpha of whitened_window',
             'min_samples', cfg.min_samples)
     FROM cur CROSS JOIN cfg
-    CROSS JOIN LATERAL (SELECT greatest(cfg.window_end - drift.setting('whitened_window')::interval, cur.base_ends) AS from_,
-                               drift.look_alpha(drift.setting('whitened_window')::interval) AS look) wf
-    LEFT JOIN LATERAL drift.embedding_window(cur.model, wf.from_, cfg.window_end) ww ON cur.nb IS NOT NULL
-    LEFT JOIN LATERAL drift.embedding_whitened_test(cur.model, ww.n, ww.vec_sum, cur.nb, cur.vb, cur.cal, wf.look) wt
-        ON (cur.cal).whitened_trace2 IS NOT NULL
-    CROSS JOIN LATERAL (SELECT cur.n >= cfg.min_samples AND ww.n >= cfg.min_samples AND wt.decision IS NOT NULL AS lined) l
+    CROSS JOIN LATERAL (SELECT greatest(cfg.window_end - cfg.white_window, cur.base_ends) AS from_) wf
+    -- Without the traces (no whitening) the window is not even read.
+    LEFT JOIN LATERAL drift.embedding_window(cur.model, wf.from_, cfg.window_end) ww ON (cur.cal).whitened_trace2 IS NOT NULL
+    LEFT JOIN LATERAL drift.embedding_whitened_test(cur.model, ww.n, ww.vec_sum, cur.nb, cur.vb, cur.cal, cfg.white_look) wt
+        ON ww.n > 0
+    CROSS JOIN LATERAL (SELECT cur.n >= cfg.min_samples AND ww.n >= cfg.min_samples AND cur.nb >= cfg.min_samples
+                               AND wt.decision IS NOT NULL AS lined) l
 $$;
 COMMENT ON FUNCTION drift.embedding_report(timestamptz, text[]) IS 'Embedding drift of each model at as_of: centroid_distance (score = centroid cosine distance; p-value of the calibrated mean-shift test from rollups), novelty_rate (share of embeddings far from every baseline-sample point; binomial-type test against the baseline''s own rate), mean_shift_evidence (score = CUSUM evidence in nats accumulated over the buckets folded so far) and whitened_mean_shift (score = squared whitened mean shift over whitened_window).';
 
@@ -3843,11 +3893,17 @@ AS $$
             WHEN 'accuracy' THEN ref.base - ref.threshold
             WHEN 'centroid_distance' THEN ref.threshold
             WHEN 'novelty_rate' THEN NULL
+            WHEN 'mean_shift_evidence' THEN NULL
+            WHEN 'whitened_mean_shift' THEN NULL
             ELSE greatest(ref.threshold, ref.base) END,
         CASE ref.metric
             WHEN 'accuracy' THEN r.value >= ref.base - ref.threshold
             WHEN 'centroid_distance' THEN (SELECT distance FROM centroid) <= ref.threshold
             WHEN 'novelty_rate' THEN NULL  -- needs the original baseline's sample, which a reindex replaces
+            -- Statistics of the current baseline's whitening (which a reindex also replaces),
+            -- not values comparable with the original's line.
+            WHEN 'mean_shift_evidence' THEN NULL
+            WHEN 'whitened_mean_shift' THEN NULL
             ELSE r.value <= greatest(ref.threshold, ref.base) END,
         r.baseline_value,
         NOT r.drifted,
@@ -4956,5 +5012,5 @@ END $$;
 
 CREATE TABLE IF NOT EXISTS drift.alembic_version (version_num varchar(32) NOT NULL CONSTRAINT alembic_version_pkc PRIMARY KEY);
 INSERT INTO drift.alembic_version (version_num) VALUES ('0016_whitened_window');
-INSERT INTO drift.code_layer (digest) VALUES ('0f9ee9b7affbfd6f3f7d28d8a1ed8cbebf53666bd5aea2989b2eb66841431aa1');
+INSERT INTO drift.code_layer (digest) VALUES ('a913e269f7faaa65fa953abff86112fbc78393d33b3f8e935f8df2ba3676bb36');
 COMMIT;

@@ -4,7 +4,7 @@ replays for 30+ days computes it, and stays under its decision line without drif
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -14,32 +14,12 @@ from psycopg.rows import dict_row
 
 import driftloop
 from tests.support import detection_stream as ds
-from tests.support.detection import HOUR, T0, set_baseline
-from tests.support.detection_cases import spread_times
+from tests.support.detection import HOUR, MINUTE, REAL_RATE, T0, log_real_hours, per_minute, set_baseline
 from tests.support.helpers import add_model
 from tests.support.real_embeddings import REAL_CASES, Corpus, RealCase, TopicSampler, ada_like, load_slice
 
-MINUTE = timedelta(minutes=1)
-RATE = 300  # embeddings per hour
+RATE = REAL_RATE
 NEW_TOPIC_20 = next(c for c in REAL_CASES if c.name == "new topic 20%")
-
-
-def log_hours(client: driftloop.Client, model: str, sampler: TopicSampler, case: RealCase, start: datetime,
-              hours: float, rng: np.random.Generator) -> tuple[np.ndarray, list[datetime]]:
-    n = int(RATE * hours)
-    x = sampler.draw(n, case)
-    times = spread_times(start, timedelta(hours=hours), n, rng)
-    client.log_embeddings(model, x, created_at=times)
-    return x, times
-
-
-def per_minute(x: np.ndarray, times: list[datetime], start: datetime, minutes: int) -> tuple[np.ndarray, np.ndarray]:
-    """Counts and vector sums per minute bucket, as the rollups keep them."""
-    idx = np.array([int((t - start) / MINUTE) for t in times])
-    n = np.bincount(idx, minlength=minutes).astype(float)
-    sums = np.zeros((minutes, x.shape[1]))
-    np.add.at(sums, idx, x.astype(np.float64))
-    return n, sums
 
 
 def evidence_rows(conn: psycopg.Connection[Any], model: str) -> list[dict[str, Any]]:
@@ -71,9 +51,9 @@ def test_sql_folds_each_bucket_once_as_the_replayed_model_does(
     add_model(conn, model)
     start = T0 + 24 * HOUR
     with driftloop.connect(db_url) as client:
-        ref, _ = log_hours(client, model, sampler, RealCase("baseline"), T0, 24, rng)
+        ref, _ = log_real_hours(client, model, sampler, RealCase("baseline"), T0, 24, rng)
         set_baseline(conn, model, T0, start)
-        x, times = log_hours(client, model, sampler, NEW_TOPIC_20, start, 3, rng)
+        x, times = log_real_hours(client, model, sampler, NEW_TOPIC_20, start, 3, rng)
     # Half way, then at the end: the second evaluation folds only the buckets after the first.
     n, sums = per_minute(x, times, start, 180)
     busy = [start + i * MINUTE for i in np.flatnonzero(n)]  # a minute without rows has no rollup
@@ -104,10 +84,10 @@ def test_a_pause_longer_than_the_direction_window_empties_it(db_url: str, conn: 
     start = T0 + 24 * HOUR
     resume = start + 150 * MINUTE
     with driftloop.connect(db_url) as client:
-        ref, _ = log_hours(client, model, sampler, RealCase("baseline"), T0, 24, rng)
+        ref, _ = log_real_hours(client, model, sampler, RealCase("baseline"), T0, 24, rng)
         set_baseline(conn, model, T0, start)
-        x1, t1 = log_hours(client, model, sampler, NEW_TOPIC_20, start, 1, rng)
-        x2, t2 = log_hours(client, model, sampler, NEW_TOPIC_20, resume, 1.5, rng)
+        x1, t1 = log_real_hours(client, model, sampler, NEW_TOPIC_20, start, 1, rng)
+        x2, t2 = log_real_hours(client, model, sampler, NEW_TOPIC_20, resume, 1.5, rng)
     # The second evaluation starts from the window of the first hour, which all leaves at once.
     conn.execute("SELECT count(*) FROM drift.evaluate(%s)", (start + 2 * HOUR,))
     conn.execute("SELECT count(*) FROM drift.evaluate(%s)", (start + 4 * HOUR,))
@@ -141,10 +121,10 @@ def test_a_persistent_new_topic_raises_one_evidence_event_and_drift_free_traffic
         for model, case in models.items():
             sampler = TopicSampler(load_slice(), np.random.default_rng(5), topics=8)
             add_model(conn, model)
-            log_hours(client, model, sampler, RealCase("baseline"), T0, 24, rng)
+            log_real_hours(client, model, sampler, RealCase("baseline"), T0, 24, rng)
             set_baseline(conn, model, T0, start)
-            log_hours(client, model, sampler, RealCase("none"), start, 3, rng)
-            log_hours(client, model, sampler, case, change, 3, rng)
+            log_real_hours(client, model, sampler, RealCase("none"), start, 3, rng)
+            log_real_hours(client, model, sampler, case, change, 3, rng)
     events: list[dict[str, Any]] = []
     cur = conn.cursor(row_factory=dict_row)
     for step in range(1, 37):
@@ -178,9 +158,9 @@ def test_moving_the_baseline_starts_the_evidence_again(db_url: str, conn: psycop
     add_model(conn, model)
     start = T0 + 24 * HOUR
     with driftloop.connect(db_url) as client:
-        log_hours(client, model, sampler, RealCase("baseline"), T0, 24, rng)
+        log_real_hours(client, model, sampler, RealCase("baseline"), T0, 24, rng)
         set_baseline(conn, model, T0, start)
-        log_hours(client, model, sampler, NEW_TOPIC_20, start, 2, rng)
+        log_real_hours(client, model, sampler, NEW_TOPIC_20, start, 2, rng)
     conn.execute("SELECT count(*) FROM drift.evaluate(%s)", (start + 2 * HOUR,))
     assert evidence_rows(conn, model)
     set_baseline(conn, model, start, start + 2 * HOUR)
@@ -189,21 +169,26 @@ def test_moving_the_baseline_starts_the_evidence_again(db_url: str, conn: psycop
     assert row["score"] is None and row["threshold"] is None and not row["drifted"]
 
 
-def test_drift_free_replay_of_the_model_stays_under_the_decision_line() -> None:
+def test_drift_free_replay_of_the_model_stays_under_the_decision_lines() -> None:
     """The shorter replay (the benchmark runs 30+ days at 256-d and 1536-d): five drift-free
     days of real-embedding traffic, evaluated every minute, at 300 embeddings an hour. The
-    decision line allows about one false event per 120 days, so five days cross it with
-    probability near 4%; this seed does not, and a broken correction (the estimated baseline
-    mean) crosses it within hours."""
+    sequential test's line allows about one false event per 120 days, so five days cross it
+    with probability near 4%; this seed does not, and a broken correction (the estimated
+    baseline mean) crosses it within hours. The whitened three-hour test, on the same minutes,
+    stays above look_alpha of its window."""
     corpus = load_slice()
     rng = np.random.default_rng(0)
     sampler = TopicSampler(corpus, rng, topics=8)
-    _, _, (ev,), _ = ds.simulate(sampler, RealCase("none"), rate_per_hour=RATE, baseline_hours=24, hours=5 * 24,
-                              rng=rng, lengths=(60,))
+    _, _, (ev,), white = ds.simulate(sampler, RealCase("none"), rate_per_hour=RATE, baseline_hours=24,
+                                     hours=5 * 24, rng=rng, lengths=(60,))
     threshold = ds.evidence_threshold(RATE)
     assert ds.crossings(ds.evidence_alarm(ev, threshold)) == 0, ev[:, 0].max()
     # The statistic does move: drift-free traffic builds and loses evidence all the time.
     assert ev[:, 0].max() > 1 and np.mean(ev[:, 0] == 0) > 0.2
+    assert ds.crossings(white[:, 0] < np.log(ds.look_alpha(180))) == 0, white[:, 0].min()
+    # Its p-value moves too: without drift it spans the unit interval.
+    p = np.exp(white[white[:, 0] < 0, 0])
+    assert p.min() < 0.01 and np.median(p) > 0.2
 
 
 def test_the_one_window_whitened_p_is_the_per_minute_model_on_that_window() -> None:
@@ -226,9 +211,9 @@ def test_old_evidence_is_thinned_to_the_last_value_of_each_hour(db_url: str, con
     add_model(conn, model)
     start = T0 + 24 * HOUR
     with driftloop.connect(db_url) as client:
-        log_hours(client, model, sampler, RealCase("baseline"), T0, 24, rng)
+        log_real_hours(client, model, sampler, RealCase("baseline"), T0, 24, rng)
         set_baseline(conn, model, T0, start)
-        log_hours(client, model, sampler, NEW_TOPIC_20, start, 3, rng)
+        log_real_hours(client, model, sampler, NEW_TOPIC_20, start, 3, rng)
     conn.execute("SELECT count(*) FROM drift.evaluate(%s)", (start + 2 * HOUR,))
     before = evidence_rows(conn, model)
     conn.execute("SELECT drift.compact_rollups_hourly(interval '1 second')")

@@ -122,6 +122,10 @@ DECLARE
     ridge double precision;
 BEGIN
     DELETE FROM drift.embedding_whitening w WHERE w.model = p_model;
+    -- Nothing of an earlier whitening survives a return below without one.
+    UPDATE drift.embedding_calibration c SET evidence_rank = NULL, evidence_bias = NULL,
+        whitened_trace1 = NULL, whitened_trace2 = NULL, whitened_trace3 = NULL
+    WHERE c.model = p_model;
     SELECT count(*), max(vector_dims(s.embedding)) INTO m, dims FROM drift.baseline_samples s WHERE s.model = p_model;
     SELECT b.n INTO n_base FROM drift.baselines b WHERE b.model = p_model AND b.kind = 'embedding';
     IF m < 60 OR n_base IS NULL THEN
@@ -165,22 +169,10 @@ BEGIN
     SELECT p_model, i, cov_b[i], inv[i] FROM generate_series(1, r) i
     ON CONFLICT (model, i) DO UPDATE SET cov_row = EXCLUDED.cov_row, inverse_row = EXCLUDED.inverse_row;
     -- The estimated baseline mean leaves E[(y - mean) . u] = tr(inv S) / n_base per embedding.
-    -- The whitened window test's null cumulants are tr M^j, M = inv S_b (one product of two
-    -- r x r matrices for M, one for M^2: rows of M against rows of its transpose).
     UPDATE drift.embedding_calibration c SET evidence_rank = r,
-        evidence_bias = tr.t1 / n_base, whitened_trace1 = tr.t1, whitened_trace2 = tr.t2, whitened_trace3 = tr.t3
-    FROM (
-        WITH a AS (SELECT t.i, t.v FROM unnest(inv) WITH ORDINALITY t(v, i)),
-        s AS (SELECT t.j, t.v FROM unnest(cov_b) WITH ORDINALITY t(v, j)),
-        prod AS (SELECT a.i, s.j, -(a.v <#> s.v) AS x FROM a CROSS JOIN s),  -- M_ij (S_b is symmetric)
-        m AS (SELECT prod.i, array_agg(prod.x ORDER BY prod.j)::vector AS r FROM prod GROUP BY prod.i),
-        mt AS (SELECT prod.j AS i, array_agg(prod.x ORDER BY prod.i)::vector AS r FROM prod GROUP BY prod.j),
-        m2 AS (SELECT m.i, array_agg(-(m.r <#> mt.r) ORDER BY mt.i)::vector AS r FROM m CROSS JOIN mt GROUP BY m.i)
-        SELECT (SELECT sum(prod.x) FROM prod WHERE prod.i = prod.j) AS t1,
-               (SELECT sum(-(m.r <#> mt.r)) FROM m JOIN mt ON mt.i = m.i) AS t2,
-               (SELECT sum(-(m2.r <#> mt.r)) FROM m2 JOIN mt ON mt.i = m2.i) AS t3
-    ) tr
+        evidence_bias = (SELECT sum(-(inv[i] <#> cov_b[i])) FROM generate_series(1, r) i) / n_base
     WHERE c.model = p_model;
+    PERFORM drift.whitened_traces(p_model);
     RETURN r;
 END $$;
 COMMENT ON FUNCTION drift.embedding_whiten(text) IS 'Computes the sequential test''s whitening of a model from its baseline sample (called by drift.embedding_calibrate); returns the rank, NULL when the sample is too small.';
@@ -332,6 +324,56 @@ AS $$
 $$;
 COMMENT ON FUNCTION drift.evidence_threshold(text) IS 'Decision line of the sequential embedding test of a model, in nats: drift-free traffic at the baseline''s rate crosses it about once per four false_alarm_intervals.';
 
+CREATE OR REPLACE FUNCTION drift.whitened_traces(p_model text) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, extensions
+AS $$
+DECLARE
+    inv vector[];
+    cov_b vector[];
+    r integer;
+    m bigint;
+    t1 double precision;
+    t2 double precision;
+    t3 double precision;
+BEGIN
+    SELECT array_agg(w.inverse_row ORDER BY w.i), array_agg(w.cov_row ORDER BY w.i) INTO inv, cov_b
+    FROM drift.embedding_whitening w WHERE w.model = p_model AND w.inverse_row IS NOT NULL;
+    r := cardinality(inv);
+    -- S_b is the covariance of the even rows (in id order) of the baseline sample.
+    SELECT count(*) / 2 INTO m FROM drift.baseline_samples s WHERE s.model = p_model;
+    IF r IS NOT NULL AND m >= 2 THEN
+        -- tr M^j for M = inv S_b: one product of two r x r matrices for M, one for M^2 (rows
+        -- of M against rows of its transpose).
+        WITH a AS (SELECT t.i, t.v FROM unnest(inv) WITH ORDINALITY t(v, i)),
+        b AS (SELECT t.j, t.v FROM unnest(cov_b) WITH ORDINALITY t(v, j)),
+        prod AS (SELECT a.i, b.j, -(a.v <#> b.v) AS x FROM a CROSS JOIN b),  -- M_ij (S_b is symmetric)
+        mr AS (SELECT prod.i, array_agg(prod.x ORDER BY prod.j)::vector AS v FROM prod GROUP BY prod.i),
+        mt AS (SELECT prod.j AS i, array_agg(prod.x ORDER BY prod.i)::vector AS v FROM prod GROUP BY prod.j),
+        m2 AS (SELECT mr.i, array_agg(-(mr.v <#> mt.v) ORDER BY mt.i)::vector AS v FROM mr CROSS JOIN mt GROUP BY mr.i)
+        SELECT (SELECT sum(prod.x) FROM prod WHERE prod.i = prod.j),
+               (SELECT sum(-(mr.v <#> mt.v)) FROM mr JOIN mt ON mt.i = mr.i),
+               (SELECT sum(-(m2.v <#> mt.v)) FROM m2 JOIN mt ON mt.i = m2.i)
+        INTO t1, t2, t3;
+    END IF;
+    IF t1 > 0 THEN
+        -- S_b is a sample covariance of m rows, so the plug-in traces overstate tr (inv Sigma)^j
+        -- (Wishart moments: E t2 = (1 + 1/m) tr B^2 + (tr B)^2 / m, and E t3 about
+        -- tr B^3 + 3 tr B tr B^2 / m + (tr B)^3 / m^2); uncorrected, the test is several times
+        -- stricter than its level, and far stricter on a small baseline. Clamped into the range
+        -- every covariance of rank r has.
+        t2 := greatest((t2 - t1 * t1 / m) / (1 + 1.0 / m), t1 * t1 / r);
+        t3 := greatest(t3 - 3 * t1 * t2 / m - t1 ^ 3 / (m::float8 * m), t2 * t2 / t1);
+    ELSE
+        t1 := NULL;
+        t2 := NULL;
+        t3 := NULL;
+    END IF;
+    UPDATE drift.embedding_calibration c SET whitened_trace1 = t1, whitened_trace2 = t2, whitened_trace3 = t3
+    WHERE c.model = p_model;
+END $$;
+COMMENT ON FUNCTION drift.whitened_traces(text) IS 'Stores the null cumulants of a model''s whitened window test, tr M^j for M = (S_a + ridge I)^-1 S_b with the sample covariance''s bias taken off, from its whitening (called by drift.embedding_whiten).';
+
 -- The whitened window test (metric whitened_mean_shift): the mean test in the same whitened
 -- features, T = d' (S_a + ridge I)^-1 d for d the mean features of whitened_window minus the
 -- baseline's. The window is longer than the current one, so a drift that persists for hours is
@@ -359,3 +401,8 @@ AS $$
     WHERE n_cur > 0 AND n_base > 0 AND (c).whitened_trace2 > 0 AND (c).whitened_trace3 > 0
 $$;
 COMMENT ON FUNCTION drift.embedding_whitened_test(text, bigint, vector, bigint, vector, drift.embedding_calibration, double precision) IS 'Whitened mean-shift test of a window (count and vector sum, from rollups) against the baseline, in the model''s sequential-test features: statistic, its null mean, the fit''s degrees of freedom, p-value, and the statistic at which it rejects at level.';
+
+-- Models whitened before the whitened window test existed get its traces from their stored
+-- whitening (an upgrade); a no-op once every calibrated model has them.
+SELECT drift.whitened_traces(c.model) FROM drift.embedding_calibration c
+WHERE c.evidence_rank IS NOT NULL AND c.whitened_trace2 IS NULL;

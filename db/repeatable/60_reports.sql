@@ -22,7 +22,9 @@ SET search_path = pg_catalog, public, extensions
 AS $$
     WITH cfg AS (
         SELECT c.*, drift.setting('embedding_drift_threshold')::float8 AS thr,
-            drift.setting('embedding_distance_floor')::float8 AS floor, drift.look_alpha() AS look
+            drift.setting('embedding_distance_floor')::float8 AS floor, drift.look_alpha() AS look,
+            drift.setting('whitened_window')::interval AS white_window,
+            drift.look_alpha(drift.setting('whitened_window')::interval) AS white_look
         FROM drift.report_config(p_as_of) c
     ), cur AS (
         SELECT m.model, w.n, w.vec_sum, b.n AS nb, b.vec_sum AS vb, b.ends AS base_ends, cal AS cal
@@ -112,19 +114,20 @@ AS $$
         cfg.window_start, cfg.window_end, wt.statistic, 0::float8,
         jsonb_build_object('test', 'mean shift in the sequential test''s whitened features over whitened_window, three-moment chi-square',
             'statistic_kind', 'squared whitened mean shift', 'expected_statistic', wt.expected, 'dof', wt.dof,
-            'effect_size', sqrt(greatest(wt.statistic - wt.expected, 0)),
-            'effect_size_kind', 'whitened mean shift (about standard deviations along its direction)',
+            'effect_size', CASE WHEN wt.statistic IS NOT NULL THEN sqrt(greatest(wt.statistic - wt.expected, 0)) END,
+            'effect_size_kind', 'sqrt(statistic - its mean without drift): the ridge-whitened mean shift',
             'test_window_start', wf.from_, 'test_window_end', cfg.window_end, 'test_window_n', ww.n,
-            'dispersion', (cur.cal).dispersion, 'alpha', cfg.alpha, 'look_alpha', wf.look,
+            'dispersion', (cur.cal).dispersion, 'alpha', cfg.alpha, 'look_alpha', cfg.white_look,
             'threshold_kind', 'statistic at which the test rejects at look_alpha of whitened_window',
             'min_samples', cfg.min_samples)
     FROM cur CROSS JOIN cfg
-    CROSS JOIN LATERAL (SELECT greatest(cfg.window_end - drift.setting('whitened_window')::interval, cur.base_ends) AS from_,
-                               drift.look_alpha(drift.setting('whitened_window')::interval) AS look) wf
-    LEFT JOIN LATERAL drift.embedding_window(cur.model, wf.from_, cfg.window_end) ww ON cur.nb IS NOT NULL
-    LEFT JOIN LATERAL drift.embedding_whitened_test(cur.model, ww.n, ww.vec_sum, cur.nb, cur.vb, cur.cal, wf.look) wt
-        ON (cur.cal).whitened_trace2 IS NOT NULL
-    CROSS JOIN LATERAL (SELECT cur.n >= cfg.min_samples AND ww.n >= cfg.min_samples AND wt.decision IS NOT NULL AS lined) l
+    CROSS JOIN LATERAL (SELECT greatest(cfg.window_end - cfg.white_window, cur.base_ends) AS from_) wf
+    -- Without the traces (no whitening) the window is not even read.
+    LEFT JOIN LATERAL drift.embedding_window(cur.model, wf.from_, cfg.window_end) ww ON (cur.cal).whitened_trace2 IS NOT NULL
+    LEFT JOIN LATERAL drift.embedding_whitened_test(cur.model, ww.n, ww.vec_sum, cur.nb, cur.vb, cur.cal, cfg.white_look) wt
+        ON ww.n > 0
+    CROSS JOIN LATERAL (SELECT cur.n >= cfg.min_samples AND ww.n >= cfg.min_samples AND cur.nb >= cfg.min_samples
+                               AND wt.decision IS NOT NULL AS lined) l
 $$;
 COMMENT ON FUNCTION drift.embedding_report(timestamptz, text[]) IS 'Embedding drift of each model at as_of: centroid_distance (score = centroid cosine distance; p-value of the calibrated mean-shift test from rollups), novelty_rate (share of embeddings far from every baseline-sample point; binomial-type test against the baseline''s own rate), mean_shift_evidence (score = CUSUM evidence in nats accumulated over the buckets folded so far) and whitened_mean_shift (score = squared whitened mean shift over whitened_window).';
 

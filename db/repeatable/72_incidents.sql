@@ -172,11 +172,17 @@ AS $$
             WHEN 'accuracy' THEN ref.base - ref.threshold
             WHEN 'centroid_distance' THEN ref.threshold
             WHEN 'novelty_rate' THEN NULL
+            WHEN 'mean_shift_evidence' THEN NULL
+            WHEN 'whitened_mean_shift' THEN NULL
             ELSE greatest(ref.threshold, ref.base) END,
         CASE ref.metric
             WHEN 'accuracy' THEN r.value >= ref.base - ref.threshold
             WHEN 'centroid_distance' THEN (SELECT distance FROM centroid) <= ref.threshold
             WHEN 'novelty_rate' THEN NULL  -- needs the original baseline's sample, which a reindex replaces
+            -- Statistics of the current baseline's whitening (which a reindex also replaces),
+            -- not values comparable with the original's line.
+            WHEN 'mean_shift_evidence' THEN NULL
+            WHEN 'whitened_mean_shift' THEN NULL
             ELSE r.value <= greatest(ref.threshold, ref.base) END,
         r.baseline_value,
         NOT r.drifted,

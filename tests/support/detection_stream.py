@@ -143,6 +143,7 @@ class EvidenceBaseline:
     inverse: np.ndarray  # (S_a + ridge I)^-1, S_a the covariance of the features of one half, ridge its mean eigenvalue
     cov: np.ndarray  # S_b: the other half's, for the variance along a direction the inverse chose
     bias: float  # tr(inverse S_b) / n: E[(y - mean) . inverse (window mean - mean)] without drift
+    half_rows: int  # rows of the half S_b is the covariance of
 
     def features(self, x: np.ndarray) -> np.ndarray:
         return x if self.landmarks is None else x @ self.landmarks.T
@@ -166,7 +167,8 @@ class EvidenceBaseline:
         cov_a, cov_b = cov_of(centred_a), cov_of(centred_b)
         ridge = float(np.trace(cov_a)) / len(cov_a)
         inverse = np.linalg.inv(cov_a + ridge * np.eye(len(cov_a)))
-        return cls(len(ref), ref.mean(0), landmarks, inverse, cov_b, float(np.trace(inverse @ cov_b)) / len(ref))
+        return cls(len(ref), ref.mean(0), landmarks, inverse, cov_b, float(np.trace(inverse @ cov_b)) / len(ref),
+                   len(half_b))
 
 
 @dataclass
@@ -226,7 +228,10 @@ def whitened_traces(base: EvidenceBaseline) -> tuple[float, float, float]:
     """tr M, tr M^2, tr M^3 of M = inverse S_b: the cumulants of the whitened statistic's null."""
     m = base.inverse @ base.cov
     m2 = m @ m
-    return float(np.trace(m)), float(np.trace(m2)), float(np.trace(m2 @ m))
+    t1, t2, t3 = float(np.trace(m)), float(np.trace(m2)), float(np.trace(m2 @ m))
+    k, r = base.half_rows, len(base.cov)
+    t2 = max((t2 - t1 * t1 / k) / (1 + 1 / k), t1 * t1 / r)
+    return t1, t2, max(t3 - 3 * t1 * t2 / k - t1**3 / k**2, t2 * t2 / t1)
 
 
 def whitened_logp(n: np.ndarray, sums: np.ndarray, base: EvidenceBaseline, *, length: int = 180,

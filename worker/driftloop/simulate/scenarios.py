@@ -56,7 +56,7 @@ class Injection:
     action: str
     # Other metrics of the same kind that rightly report it (a new topic is new traffic far
     # from every baseline point: the engine's novelty rate sees it as well as the centroid;
-    # any lasting move of the mean builds sequential evidence).
+    # any lasting move of the mean builds sequential evidence and shows over the whitened window).
     also: tuple[str, ...] = ()
 
     @property
@@ -71,7 +71,7 @@ TOPIC_SHIFT = Injection(
     "traffic moves from machine learning and programming to devops and billing questions",
     {"before": BASELINE_MIX, "after": SHIFTED_MIX},
     "reindex",
-    also=("mean_shift_evidence",),
+    also=("mean_shift_evidence", "whitened_mean_shift"),
 )
 NEW_TOPIC_INJECTION = Injection(
     "embedding",
@@ -80,7 +80,7 @@ NEW_TOPIC_INJECTION = Injection(
     f"a topic never seen before ({NEW_TOPIC}) takes {NEW_TOPIC_SHARE:.0%} of traffic",
     {"topic": NEW_TOPIC, "share": NEW_TOPIC_SHARE},
     "reindex",
-    also=("novelty_rate", "mean_shift_evidence"),
+    also=("novelty_rate", "mean_shift_evidence", "whitened_mean_shift"),
 )
 REFUSAL_SPIKE = Injection(
     "behavior",
