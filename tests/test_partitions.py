@@ -167,6 +167,23 @@ def test_old_rollup_buckets_compact_to_hourly_with_exact_sums(conn: psycopg.Conn
     assert conn.execute("SELECT drift.compact_rollups_hourly()").fetchone() == (0,)  # nothing left to fold
 
 
+def test_a_new_step_fills_around_daily_partitions_that_start_where_others_end(conn: psycopg.Connection[Any]) -> None:
+    """After partition_interval becomes 7 days, a weekly step may begin inside a run of daily
+    partitions, each starting where the one before ends: only the rest of the week is created
+    (whatever weekday the test runs on, the step is placed two weeks ahead)."""
+    now = datetime.now(UTC)
+    monday = (now + 14 * DAY - timedelta(days=now.weekday())).replace(hour=0, minute=0, second=0, microsecond=0)
+    for log in ("interaction_log", "embeddings_log"):
+        for day in range(2):
+            conn.execute("SELECT drift.create_log_partition(%s, %s, %s)",
+                         (log, monday + day * DAY, monday + (day + 1) * DAY))
+    conn.execute("UPDATE drift.settings SET value = '7 days' WHERE key = 'partition_interval'")
+    conn.execute("SELECT drift.ensure_partitions(%s)", (monday + 8 * DAY,))
+    for log in ("interaction_log", "embeddings_log"):
+        week = [(starts, ends) for _, starts, ends in partitions(conn, log) if monday <= starts < monday + 7 * DAY]
+        assert week == [(monday, monday + DAY), (monday + DAY, monday + 2 * DAY), (monday + 2 * DAY, monday + 7 * DAY)]
+
+
 def test_weekly_partitions_and_bounded_settings(conn: psycopg.Connection[Any]) -> None:
     conn.execute("UPDATE drift.settings SET value = '7 days' WHERE key = 'partition_interval'")
     last_daily = partitions(conn, "interaction_log")[-1][2]
