@@ -1154,9 +1154,11 @@ ON CONFLICT (key) DO NOTHING;
 ALTER TABLE drift.embedding_calibration
     ADD COLUMN whitened_trace1 double precision,
     ADD COLUMN whitened_trace2 double precision,
-    ADD COLUMN whitened_trace3 double precision;
+    ADD COLUMN whitened_trace3 double precision,
+    ADD COLUMN whitened_dispersion double precision;
 COMMENT ON COLUMN drift.embedding_calibration.whitened_trace1 IS 'tr M, M = (S_a + ridge I)^-1 S_b (the sequential test''s whitening): the whitened mean statistic has mean tr M h without drift, h = dispersion (1/n + 1/n_baseline).';
 COMMENT ON COLUMN drift.embedding_calibration.whitened_trace2 IS 'tr M^2, less the bias of S_b as a sample covariance: the statistic''s variance is 2 tr M^2 h^2 without drift.';
+COMMENT ON COLUMN drift.embedding_calibration.whitened_dispersion IS 'How much more the whitened statistic of whitened_window-long blocks of the baseline varies than independent embeddings predict (at least 1; 1 with fewer than 6 blocks): traffic that wanders over hours.';
 COMMENT ON COLUMN drift.embedding_calibration.whitened_trace3 IS 'tr M^3, less the bias of S_b: its third cumulant is 8 tr M^3 h^3, for the three-moment chi-square fit of its tail.';
 
 
@@ -3276,16 +3278,51 @@ BEGIN
         t2 := NULL;
         t3 := NULL;
     END IF;
-    UPDATE drift.embedding_calibration c SET whitened_trace1 = t1, whitened_trace2 = t2, whitened_trace3 = t3
+    UPDATE drift.embedding_calibration c SET whitened_trace1 = t1, whitened_trace2 = t2, whitened_trace3 = t3,
+        whitened_dispersion = CASE WHEN t1 IS NOT NULL THEN drift.whitened_dispersion(p_model, t1) END
     WHERE c.model = p_model;
 END $$;
+CREATE OR REPLACE FUNCTION drift.whitened_dispersion(p_model text, p_trace1 double precision) RETURNS double precision
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, extensions
+AS $$
+DECLARE
+    win interval := drift.setting('whitened_window')::interval;
+    b drift.baselines;
+    blocks integer;
+    phi double precision;
+BEGIN
+    -- Without drift a block of n baseline rows has E[T] = tr M (1/n - 1/N) against the whole
+    -- baseline's mean (it is part of it); blocks as long as the test's window vary more when
+    -- traffic wanders over hours, and that ratio widens the test's null (at least 1).
+    SELECT * INTO b FROM drift.baselines x WHERE x.model = p_model AND x.kind = 'embedding';
+    IF b.model IS NULL THEN
+        RETURN 1;
+    END IF;
+    EXECUTE format($q$
+        SELECT count(*)::integer, avg(-(d.d <#> drift.evidence_inverse_times(%1$L, d.d)) / (%4$s * (1.0 / d.n - 1.0 / %3$s)))
+        FROM (
+            SELECT blk.n, drift.evidence_features(%1$L, drift.scale_vector(blk.vec_sum, 1.0 / blk.n)
+                - drift.scale_vector(%2$L::vector, 1.0 / %3$s)) AS d
+            FROM (SELECT floor(extract(epoch FROM x.bucket - %5$L::timestamptz) / %6$s)::bigint AS k,
+                         sum(x.n)::bigint AS n, sum(x.vec_sum) AS vec_sum
+                  FROM (%7$s) x GROUP BY 1) blk
+            WHERE blk.n < %3$s
+        ) d $q$,
+        p_model, b.vec_sum, b.n, p_trace1, b.starts, extract(epoch FROM win), drift.baseline_bucket_sql(p_model))
+    INTO blocks, phi;
+    RETURN CASE WHEN blocks >= 6 AND phi > 1 THEN phi ELSE 1 END;
+END $$;
+COMMENT ON FUNCTION drift.whitened_dispersion(text, double precision) IS 'Overdispersion of the whitened window test: the mean ratio of the whitened statistic of whitened_window-long baseline blocks to its value for independent embeddings (at least 1; 1 with fewer than 6 blocks).';
+
 COMMENT ON FUNCTION drift.whitened_traces(text) IS 'Stores the null cumulants of a model''s whitened window test, tr M^j for M = (S_a + ridge I)^-1 S_b with the sample covariance''s bias taken off, from its whitening (called by drift.embedding_whiten).';
 
 -- The whitened window test (metric whitened_mean_shift): the mean test in the same whitened
 -- features, T = d' (S_a + ridge I)^-1 d for d the mean features of whitened_window minus the
 -- baseline's. The window is longer than the current one, so a drift that persists for hours is
 -- judged on all of its data at once; without drift T is a weighted chi-square whose cumulants
--- are tr M^j h^j, M = (S_a + ridge I)^-1 S_b, h = dispersion (1/n + 1/n_baseline), fitted
+-- are tr M^j h^j, M = (S_a + ridge I)^-1 S_b, h = dispersion (1/n + 1/n_baseline) (dispersion
+-- from baseline blocks as long as the window: drift.whitened_dispersion), fitted
 -- with three moments as the centroid test is (measured on real text embeddings, a new topic at
 -- 10% of traffic moves the mean mostly along quiet directions, which whitening counts for more).
 CREATE OR REPLACE FUNCTION drift.embedding_whitened_test(p_model text, n_cur bigint, sum_cur vector,
@@ -3304,7 +3341,7 @@ AS $$
                        - drift.scale_vector(sum_base, 1.0 / nullif(n_base, 0))) AS d) d) t,
          (SELECT (c).whitened_trace1 * h AS k1, 2 * (c).whitened_trace2 * h * h AS k2,
                  (c).whitened_trace2 ^ 3 / nullif((c).whitened_trace3, 0) ^ 2 AS nu
-          FROM (SELECT (c).dispersion * (1.0 / nullif(n_cur, 0) + 1.0 / nullif(n_base, 0)) AS h) hh) k
+          FROM (SELECT coalesce((c).whitened_dispersion, 1) * (1.0 / nullif(n_cur, 0) + 1.0 / nullif(n_base, 0)) AS h) hh) k
     WHERE n_cur > 0 AND n_base > 0 AND (c).whitened_trace2 > 0 AND (c).whitened_trace3 > 0
 $$;
 COMMENT ON FUNCTION drift.embedding_whitened_test(text, bigint, vector, bigint, vector, drift.embedding_calibration, double precision) IS 'Whitened mean-shift test of a window (count and vector sum, from rollups) against the baseline, in the model''s sequential-test features: statistic, its null mean, the fit''s degrees of freedom, p-value, and the statistic at which it rejects at level.';
@@ -3436,7 +3473,7 @@ AS $$
             'effect_size', CASE WHEN wt.statistic IS NOT NULL THEN sqrt(greatest(wt.statistic - wt.expected, 0)) END,
             'effect_size_kind', 'sqrt(statistic - its mean without drift): the ridge-whitened mean shift',
             'test_window_start', wf.from_, 'test_window_end', cfg.window_end, 'test_window_n', ww.n,
-            'dispersion', (cur.cal).dispersion, 'alpha', cfg.alpha, 'look_alpha', cfg.white_look,
+            'dispersion', (cur.cal).whitened_dispersion, 'alpha', cfg.alpha, 'look_alpha', cfg.white_look,
             'threshold_kind', 'statistic at which the test rejects at look_alpha of whitened_window',
             'min_samples', cfg.min_samples)
     FROM cur CROSS JOIN cfg
@@ -5012,5 +5049,5 @@ END $$;
 
 CREATE TABLE IF NOT EXISTS drift.alembic_version (version_num varchar(32) NOT NULL CONSTRAINT alembic_version_pkc PRIMARY KEY);
 INSERT INTO drift.alembic_version (version_num) VALUES ('0016_whitened_window');
-INSERT INTO drift.code_layer (digest) VALUES ('a913e269f7faaa65fa953abff86112fbc78393d33b3f8e935f8df2ba3676bb36');
+INSERT INTO drift.code_layer (digest) VALUES ('6f765bf1585d72cabbd060453e8fe2fbf0fa2918586dff4e56bb931e3188524e');
 COMMIT;

@@ -59,7 +59,7 @@ def test_sql_whitened_test_is_the_replayed_model(db_url: str, conn: psycopg.Conn
     np.testing.assert_allclose([cal["whitened_trace1"], cal["whitened_trace2"], cal["whitened_trace3"]],
                                ds.whitened_traces(base), rtol=1e-3)
     n, sums = per_minute(x, times, start, 180)
-    expected = ds.whitened_logp(n, sums, base, length=180, dispersion=cal["dispersion"])[-1]
+    expected = ds.whitened_logp(n, sums, base, length=180, dispersion=cal["whitened_dispersion"])[-1]
     assert row["p_value"] > 0
     assert abs(np.log(row["p_value"]) - expected) < 1e-2 * max(1.0, abs(expected)), (row["p_value"], expected)
     assert row["details"]["test_window_n"] == len(x) and row["n_current"] == int(n[-60:].sum())
@@ -100,3 +100,24 @@ def test_a_new_topic_at_ten_percent_is_judged_on_three_hours(db_url: str, conn: 
     quiet = report(conn, "whitened-quiet", start + 3 * HOUR)["whitened_mean_shift"]
     assert quiet["threshold"] is not None and not quiet["drifted"] and quiet["p_value"] > 1e-3
     assert not [e for e in events if e["model"] == "whitened-quiet"]
+
+
+def test_a_baseline_that_wanders_over_hours_widens_the_null(db_url: str, conn: psycopg.Connection[Any]) -> None:
+    """Traffic whose topic mix changes every three hours varies more between three-hour blocks
+    than independent embeddings would: set as the baseline, its whitened_dispersion (the mean
+    ratio over its eight blocks) is well above 1, and the test's null is widened by it; a steady
+    baseline keeps about 1 (it is never below)."""
+    start = T0 + 24 * HOUR
+    with driftloop.connect(db_url) as client:
+        for model, wander in (("whitened-steady", False), ("whitened-wander", True)):
+            rng = np.random.default_rng(5)
+            sampler = TopicSampler(load_slice(), rng, topics=8)
+            add_model(conn, model)
+            for block in range(8):
+                if wander:  # another mix of the same topics every three hours
+                    sampler.weights = rng.dirichlet(np.full(len(sampler.weights), 2.0))
+                log_real_hours(client, model, sampler, RealCase("baseline"), T0 + 3 * block * HOUR, 3, rng)
+            set_baseline(conn, model, T0, start)
+    steady, wandering = calibration(conn, "whitened-steady"), calibration(conn, "whitened-wander")
+    assert steady["whitened_dispersion"] == pytest.approx(1.0, abs=0.2)
+    assert wandering["whitened_dispersion"] > 2, wandering["whitened_dispersion"]

@@ -369,16 +369,51 @@ BEGIN
         t2 := NULL;
         t3 := NULL;
     END IF;
-    UPDATE drift.embedding_calibration c SET whitened_trace1 = t1, whitened_trace2 = t2, whitened_trace3 = t3
+    UPDATE drift.embedding_calibration c SET whitened_trace1 = t1, whitened_trace2 = t2, whitened_trace3 = t3,
+        whitened_dispersion = CASE WHEN t1 IS NOT NULL THEN drift.whitened_dispersion(p_model, t1) END
     WHERE c.model = p_model;
 END $$;
+CREATE OR REPLACE FUNCTION drift.whitened_dispersion(p_model text, p_trace1 double precision) RETURNS double precision
+LANGUAGE plpgsql
+SET search_path = pg_catalog, public, extensions
+AS $$
+DECLARE
+    win interval := drift.setting('whitened_window')::interval;
+    b drift.baselines;
+    blocks integer;
+    phi double precision;
+BEGIN
+    -- Without drift a block of n baseline rows has E[T] = tr M (1/n - 1/N) against the whole
+    -- baseline's mean (it is part of it); blocks as long as the test's window vary more when
+    -- traffic wanders over hours, and that ratio widens the test's null (at least 1).
+    SELECT * INTO b FROM drift.baselines x WHERE x.model = p_model AND x.kind = 'embedding';
+    IF b.model IS NULL THEN
+        RETURN 1;
+    END IF;
+    EXECUTE format($q$
+        SELECT count(*)::integer, avg(-(d.d <#> drift.evidence_inverse_times(%1$L, d.d)) / (%4$s * (1.0 / d.n - 1.0 / %3$s)))
+        FROM (
+            SELECT blk.n, drift.evidence_features(%1$L, drift.scale_vector(blk.vec_sum, 1.0 / blk.n)
+                - drift.scale_vector(%2$L::vector, 1.0 / %3$s)) AS d
+            FROM (SELECT floor(extract(epoch FROM x.bucket - %5$L::timestamptz) / %6$s)::bigint AS k,
+                         sum(x.n)::bigint AS n, sum(x.vec_sum) AS vec_sum
+                  FROM (%7$s) x GROUP BY 1) blk
+            WHERE blk.n < %3$s
+        ) d $q$,
+        p_model, b.vec_sum, b.n, p_trace1, b.starts, extract(epoch FROM win), drift.baseline_bucket_sql(p_model))
+    INTO blocks, phi;
+    RETURN CASE WHEN blocks >= 6 AND phi > 1 THEN phi ELSE 1 END;
+END $$;
+COMMENT ON FUNCTION drift.whitened_dispersion(text, double precision) IS 'Overdispersion of the whitened window test: the mean ratio of the whitened statistic of whitened_window-long baseline blocks to its value for independent embeddings (at least 1; 1 with fewer than 6 blocks).';
+
 COMMENT ON FUNCTION drift.whitened_traces(text) IS 'Stores the null cumulants of a model''s whitened window test, tr M^j for M = (S_a + ridge I)^-1 S_b with the sample covariance''s bias taken off, from its whitening (called by drift.embedding_whiten).';
 
 -- The whitened window test (metric whitened_mean_shift): the mean test in the same whitened
 -- features, T = d' (S_a + ridge I)^-1 d for d the mean features of whitened_window minus the
 -- baseline's. The window is longer than the current one, so a drift that persists for hours is
 -- judged on all of its data at once; without drift T is a weighted chi-square whose cumulants
--- are tr M^j h^j, M = (S_a + ridge I)^-1 S_b, h = dispersion (1/n + 1/n_baseline), fitted
+-- are tr M^j h^j, M = (S_a + ridge I)^-1 S_b, h = dispersion (1/n + 1/n_baseline) (dispersion
+-- from baseline blocks as long as the window: drift.whitened_dispersion), fitted
 -- with three moments as the centroid test is (measured on real text embeddings, a new topic at
 -- 10% of traffic moves the mean mostly along quiet directions, which whitening counts for more).
 CREATE OR REPLACE FUNCTION drift.embedding_whitened_test(p_model text, n_cur bigint, sum_cur vector,
@@ -397,7 +432,7 @@ AS $$
                        - drift.scale_vector(sum_base, 1.0 / nullif(n_base, 0))) AS d) d) t,
          (SELECT (c).whitened_trace1 * h AS k1, 2 * (c).whitened_trace2 * h * h AS k2,
                  (c).whitened_trace2 ^ 3 / nullif((c).whitened_trace3, 0) ^ 2 AS nu
-          FROM (SELECT (c).dispersion * (1.0 / nullif(n_cur, 0) + 1.0 / nullif(n_base, 0)) AS h) hh) k
+          FROM (SELECT coalesce((c).whitened_dispersion, 1) * (1.0 / nullif(n_cur, 0) + 1.0 / nullif(n_base, 0)) AS h) hh) k
     WHERE n_cur > 0 AND n_base > 0 AND (c).whitened_trace2 > 0 AND (c).whitened_trace3 > 0
 $$;
 COMMENT ON FUNCTION drift.embedding_whitened_test(text, bigint, vector, bigint, vector, drift.embedding_calibration, double precision) IS 'Whitened mean-shift test of a window (count and vector sum, from rollups) against the baseline, in the model''s sequential-test features: statistic, its null mean, the fit''s degrees of freedom, p-value, and the statistic at which it rejects at level.';

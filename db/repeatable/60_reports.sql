@@ -117,7 +117,7 @@ AS $$
             'effect_size', CASE WHEN wt.statistic IS NOT NULL THEN sqrt(greatest(wt.statistic - wt.expected, 0)) END,
             'effect_size_kind', 'sqrt(statistic - its mean without drift): the ridge-whitened mean shift',
             'test_window_start', wf.from_, 'test_window_end', cfg.window_end, 'test_window_n', ww.n,
-            'dispersion', (cur.cal).dispersion, 'alpha', cfg.alpha, 'look_alpha', cfg.white_look,
+            'dispersion', (cur.cal).whitened_dispersion, 'alpha', cfg.alpha, 'look_alpha', cfg.white_look,
             'threshold_kind', 'statistic at which the test rejects at look_alpha of whitened_window',
             'min_samples', cfg.min_samples)
     FROM cur CROSS JOIN cfg
