@@ -142,8 +142,8 @@ class EvidenceBaseline:
     landmarks: np.ndarray | None  # (r, d) orthonormal basis of centred sample points, or None: features = embedding
     inverse: np.ndarray  # (S_a + ridge I)^-1, S_a the covariance of the features of one half, ridge its mean eigenvalue
     cov: np.ndarray  # S_b: the other half's, for the variance along a direction the inverse chose
+    half_rows: int  # rows of that half: the sample size whitened_traces corrects for
     bias: float  # tr(inverse S_b) / n: E[(y - mean) . inverse (window mean - mean)] without drift
-    half_rows: int  # rows of the half S_b is the covariance of
 
     def features(self, x: np.ndarray) -> np.ndarray:
         return x if self.landmarks is None else x @ self.landmarks.T
@@ -167,8 +167,8 @@ class EvidenceBaseline:
         cov_a, cov_b = cov_of(centred_a), cov_of(centred_b)
         ridge = float(np.trace(cov_a)) / len(cov_a)
         inverse = np.linalg.inv(cov_a + ridge * np.eye(len(cov_a)))
-        return cls(len(ref), ref.mean(0), landmarks, inverse, cov_b, float(np.trace(inverse @ cov_b)) / len(ref),
-                   len(half_b))
+        return cls(len(ref), ref.mean(0), landmarks, inverse, cov_b, len(half_b),
+                   float(np.trace(inverse @ cov_b)) / len(ref))
 
 
 @dataclass
@@ -225,13 +225,21 @@ def evidence_threshold(rate_per_hour: float, false_alarm_days: float = 30.0, shi
 
 # -- the whitened window test (drift.embedding_whitened_test), from the same whitening --------
 def whitened_traces(base: EvidenceBaseline) -> tuple[float, float, float]:
-    """tr M, tr M^2, tr M^3 of M = inverse S_b: the cumulants of the whitened statistic's null."""
+    """tr B, tr B^2, tr B^3 of B = inverse Sigma, estimated from M = inverse S_b: the cumulants
+    of the whitened statistic's null."""
+    # The plug-in traces of a sample covariance are biased upward: with S_b Wishart over m
+    # rows, E tr M^2 = (1 + 1/m) tr B^2 + (tr B)^2 / m and E tr M^3 ~ tr B^3
+    # + 3 tr B tr B^2 / m + (tr B)^3 / m^2, and an inflated t2, t3 makes the test far stricter
+    # than its level when m is small next to the rank. These are those moment corrections
+    # solved for tr B^j, floored at the values Cauchy-Schwarz allows (t2 >= t1^2 / r,
+    # t3 >= t2^2 / t1) so noise cannot push them below what any covariance has.
     m = base.inverse @ base.cov
     m2 = m @ m
-    t1, t2, t3 = float(np.trace(m)), float(np.trace(m2)), float(np.trace(m2 @ m))
-    k, r = base.half_rows, len(base.cov)
-    t2 = max((t2 - t1 * t1 / k) / (1 + 1 / k), t1 * t1 / r)
-    return t1, t2, max(t3 - 3 * t1 * t2 / k - t1**3 / k**2, t2 * t2 / t1)
+    rows, rank = base.half_rows, len(base.cov)
+    t1 = float(np.trace(m))
+    t2 = max((float(np.trace(m2)) - t1 * t1 / rows) / (1 + 1 / rows), t1 * t1 / rank)
+    t3 = max(float(np.trace(m2 @ m)) - 3 * t1 * t2 / rows - t1**3 / rows**2, t2 * t2 / t1)
+    return t1, t2, t3
 
 
 def whitened_logp(n: np.ndarray, sums: np.ndarray, base: EvidenceBaseline, *, length: int = 180,
@@ -306,7 +314,7 @@ def simulate(sampler: TopicSampler, case: RealCase, *, rate_per_hour: float, bas
     ev_base = EvidenceBaseline.of(ref)
     ev_states = [EvidenceState() for _ in tunings]
     ev_out: list[list[np.ndarray]] = [[] for _ in tunings]
-    span = max(*lengths, *whitened_lengths)
+    span = max((*lengths, *whitened_lengths))
     white_out: list[np.ndarray] = []
     pre = int(round(pre_hours * 60))
     minutes = pre + int(round(hours * 60))
@@ -331,7 +339,8 @@ def simulate(sampler: TopicSampler, case: RealCase, *, rate_per_hour: float, bas
                                         state=ev_states[i])
             ev_out[i].append(ev)
         white_out.append(np.stack([whitened_logp(b.n, b.sums, ev_base, length=L, start=start)
-                                   for L in whitened_lengths], axis=1))
+                                   for L in whitened_lengths], axis=1) if whitened_lengths
+                         else np.zeros((len(b.n) - start, 0)))
         keep = min(span, len(b.n))
         carry = Buckets(b.n[-keep:], b.sums[-keep:], b.cells[-keep:])
         s += m
