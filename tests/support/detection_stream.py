@@ -30,15 +30,35 @@ class Baseline:
     mean: np.ndarray
     traces: tuple[float, float, float]
     clusters: ClusterShareTest
+    dispersion: float = 1.0  # the mean test's widening, as embedding_calibration.dispersion
+
+
+def blocks_of(ref: np.ndarray, blocks: int) -> list[np.ndarray]:
+    """The baseline's rows (in arrival order) cut into that many consecutive blocks of time."""
+    return np.array_split(ref, blocks)
+
+
+def mean_dispersion(ref: np.ndarray, t1: float, blocks: int) -> float:
+    """drift.embedding_calibrate's overdispersion: the mean over one-window blocks of
+    |sqrt(n) (block mean - baseline mean)|^2 / (1 - n/N), over tr S; at least 1, 1 with fewer
+    than 8 blocks. Even drift-free traffic gets a little above 1 from noise, as in SQL."""
+    if blocks < 8:
+        return 1.0
+    mean = ref.mean(0)
+    ratios = [len(b) * float(np.sum((b.mean(0) - mean) ** 2)) / (1 - len(b) / len(ref)) / t1
+              for b in blocks_of(ref, blocks)]
+    return max(float(np.mean(ratios)), 1.0)
 
 
 def make_baseline(ref: np.ndarray, rng: np.random.Generator, k: int = 16, far_quantile: float = 0.95,
-                  fit_rows: int = 1000) -> Baseline:
-    """Centroids from ``fit_rows`` reference rows, cluster shares and far radius from the rest."""
+                  fit_rows: int = 1000, blocks: int = 0) -> Baseline:
+    """Centroids from ``fit_rows`` reference rows, cluster shares and far radius from the rest;
+    the mean test's dispersion from ``blocks`` blocks of the current window's length (0: none)."""
     fit_share = min(0.5, fit_rows / len(ref))
     clusters = ClusterShareTest(ref, k, rng, far_quantile, fit_share=fit_share)
     # The traces from at most 2,000 rows (the size of drift.baseline_samples).
-    return Baseline(len(ref), ref.mean(0), covariance_traces(ref[:2000]), clusters)
+    traces = covariance_traces(ref[:2000])
+    return Baseline(len(ref), ref.mean(0), traces, clusters, mean_dispersion(ref, traces[0], blocks))
 
 
 @dataclass
@@ -81,7 +101,7 @@ def scan_p(b: Buckets, base: Baseline, lengths: tuple[int, ...], start: int = 0)
         nn = np.maximum(n, 1)
         d = (cs[t] - cs[lo]) / nn[:, None] - base.mean
         stat = np.einsum("ij,ij->i", d, d)
-        h = 1 / base.n + 1 / nn
+        h = base.dispersion * (1 / base.n + 1 / nn)
         k1, k2 = t1 * h, 2 * t2 * h * h
         p_mean = stats.chi2.sf(nu + (stat - k1) * np.sqrt(2 * nu / k2), nu)
         cur = cc[t] - cc[lo]
@@ -242,6 +262,20 @@ def whitened_traces(base: EvidenceBaseline) -> tuple[float, float, float]:
     return t1, t2, t3
 
 
+def whitened_dispersion(ref: np.ndarray, base: EvidenceBaseline, blocks: int) -> float:
+    """drift.whitened_dispersion: the mean over blocks of the whitened window's length of the
+    block's whitened statistic over tr M (1/n - 1/N); at least 1, 1 with fewer than 6 blocks."""
+    if blocks < 6:
+        return 1.0
+    t1 = whitened_traces(base)[0]
+    mu = base.features(base.mean)
+    ratios = []
+    for b in blocks_of(ref, blocks):
+        d = base.features(b.mean(0)) - mu
+        ratios.append(float(d @ base.inverse @ d) / (t1 * (1 / len(b) - 1 / len(ref))))
+    return max(float(np.mean(ratios)), 1.0)
+
+
 def whitened_logp(n: np.ndarray, sums: np.ndarray, base: EvidenceBaseline, *, length: int = 180,
                   min_n: int = 100, start: int = 0, dispersion: float = 1.0) -> np.ndarray:
     """ln p of the whitened mean test on the window of ``length`` buckets ending with each
@@ -310,8 +344,10 @@ def simulate(sampler: TopicSampler, case: RealCase, *, rate_per_hour: float, bas
         return ada_like(x) if lift else x
 
     ref = draw(rng.poisson(rate_per_hour * baseline_hours), RealCase("baseline"))
-    base = make_baseline(ref, rng, k=k)
+    # The dispersions from blocks of the baseline as long as each test's window, as SQL does.
+    base = make_baseline(ref, rng, k=k, blocks=int(baseline_hours))
     ev_base = EvidenceBaseline.of(ref)
+    white_dispersion = [whitened_dispersion(ref, ev_base, int(baseline_hours * 60) // L) for L in whitened_lengths]
     ev_states = [EvidenceState() for _ in tunings]
     ev_out: list[list[np.ndarray]] = [[] for _ in tunings]
     span = max((*lengths, *whitened_lengths))
@@ -338,8 +374,9 @@ def simulate(sampler: TopicSampler, case: RealCase, *, rate_per_hour: float, bas
             ev, ev_states[i] = evidence(b.n, b.sums, ev_base, shift=shift, look_back=look_back, start=start,
                                         state=ev_states[i])
             ev_out[i].append(ev)
-        white_out.append(np.stack([whitened_logp(b.n, b.sums, ev_base, length=L, start=start)
-                                   for L in whitened_lengths], axis=1) if whitened_lengths
+        white_out.append(np.stack([whitened_logp(b.n, b.sums, ev_base, length=L, start=start, dispersion=phi)
+                                   for L, phi in zip(whitened_lengths, white_dispersion, strict=True)], axis=1)
+                         if whitened_lengths
                          else np.zeros((len(b.n) - start, 0)))
         keep = min(span, len(b.n))
         carry = Buckets(b.n[-keep:], b.sums[-keep:], b.cells[-keep:])
