@@ -2391,8 +2391,19 @@ AS $$ SELECT v * array_fill(f::real, ARRAY[vector_dims(v)])::vector $$;
 COMMENT ON FUNCTION drift.scale_vector(vector, double precision) IS 'v times a scalar (pgvector multiplies element-wise only).';
 
 -- ---------------------------------------------------------------------------------------------
--- The calibrated embedding mean test
+-- The calibrated embedding mean tests
 -- ---------------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION drift.three_moment_sf(stat double precision, k1 double precision, k2 double precision,
+    nu double precision) RETURNS double precision
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog
+AS $$
+    -- Pearson's three-moment fit of a weighted chi-square with cumulants k1, k2 and shape nu:
+    -- (T - k1)/sqrt(k2) ~ (X - nu)/sqrt(2 nu), X ~ chi2(nu).
+    SELECT drift.chi2_sf_real(nu + (stat - k1) * sqrt(2 * nu / k2), nu)
+$$;
+COMMENT ON FUNCTION drift.three_moment_sf(double precision, double precision, double precision, double precision) IS 'P(T > stat) for a weighted chi-square T fitted by its mean k1, variance k2 and shape nu (Pearson''s three-moment chi-square).';
+
 CREATE OR REPLACE FUNCTION drift.embedding_mean_test(n_cur bigint, sum_cur vector, n_base bigint, sum_base vector,
     c drift.embedding_calibration,
     OUT statistic double precision, OUT expected double precision, OUT dof double precision,
@@ -2404,8 +2415,7 @@ AS $$
     -- k1 = tr1 h, k2 = 2 tr2 h^2, k3 = 8 tr3 h^3, h = dispersion (1/n_cur + 1/n_base).
     -- Pearson's three-moment fit: (T - k1)/sqrt(k2) ~ (X - nu)/sqrt(2 nu), X ~ chi2(nu),
     -- nu = tr2^3 / tr3^2, which keeps the heavy tail that few dominant directions give.
-    SELECT t.stat, k.k1, k.nu,
-        drift.chi2_sf_real(k.nu + (t.stat - k.k1) * sqrt(2 * k.nu / k.k2), k.nu),
+    SELECT t.stat, k.k1, k.nu, drift.three_moment_sf(t.stat, k.k1, k.k2, k.nu),
         sqrt(greatest(t.stat - k.k1, 0) / (c).trace1)
     FROM (SELECT -(d <#> d) AS stat
           FROM (SELECT drift.scale_vector(sum_cur, 1.0 / nullif(n_cur, 0)) - drift.scale_vector(sum_base, 1.0 / nullif(n_base, 0)) AS d) x) t,
@@ -2429,6 +2439,16 @@ AS $$
 $$;
 COMMENT ON FUNCTION drift.chi2_isf_real(double precision, double precision) IS 'Inverse upper tail of the chi-square distribution with real degrees of freedom nu (Wilson-Hilferty): the x with drift.chi2_sf_real(x, nu) = p.';
 
+CREATE OR REPLACE FUNCTION drift.three_moment_isf(level double precision, k1 double precision, k2 double precision,
+    nu double precision) RETURNS double precision
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog
+AS $$
+    -- The exact inverse of drift.three_moment_sf: its p-value is below level exactly above this.
+    SELECT k1 + (drift.chi2_isf_real(level, nu) - nu) * sqrt(k2 / (2 * nu))
+$$;
+COMMENT ON FUNCTION drift.three_moment_isf(double precision, double precision, double precision, double precision) IS 'The statistic at which drift.three_moment_sf falls to level.';
+
 CREATE OR REPLACE FUNCTION drift.embedding_mean_threshold(n_cur bigint, sum_cur vector, n_base bigint, sum_base vector,
     c drift.embedding_calibration, level double precision) RETURNS double precision
 LANGUAGE sql IMMUTABLE
@@ -2439,7 +2459,7 @@ AS $$
     -- so T > T* exactly when the centroid cosine distance passes 1 - (|a|^2 + |b|^2 - T*) / (2|a||b|).
     SELECT least(greatest(1 - (na * na + nb * nb - tstar) / (2 * na * nb), 0), 2)
     FROM (SELECT vector_norm(sum_cur) / n_cur AS na, vector_norm(sum_base) / n_base AS nb,
-                 k.k1 + (drift.chi2_isf_real(level, k.nu) - k.nu) * sqrt(k.k2 / (2 * k.nu)) AS tstar
+                 drift.three_moment_isf(level, k.k1, k.k2, k.nu) AS tstar
           FROM (SELECT (c).trace1 * h AS k1, 2 * (c).trace2 * h * h AS k2, (c).trace2 ^ 3 / (c).trace3 ^ 2 AS nu
                 FROM (SELECT (c).dispersion * (1.0 / n_cur + 1.0 / n_base) AS h) hh) k) s
     WHERE n_cur > 0 AND n_base > 0 AND (c).model IS NOT NULL AND na > 0 AND nb > 0
@@ -3332,10 +3352,9 @@ CREATE OR REPLACE FUNCTION drift.embedding_whitened_test(p_model text, n_cur big
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, public, extensions
 AS $$
-    SELECT t.stat, k.k1, k.nu,
-        drift.chi2_sf_real(k.nu + (t.stat - k.k1) * sqrt(2 * k.nu / k.k2), k.nu),
+    SELECT t.stat, k.k1, k.nu, drift.three_moment_sf(t.stat, k.k1, k.k2, k.nu),
         -- The statistic at which the test rejects at level: p_value < level exactly when T > it.
-        k.k1 + (drift.chi2_isf_real(level, k.nu) - k.nu) * sqrt(k.k2 / (2 * k.nu))
+        drift.three_moment_isf(level, k.k1, k.k2, k.nu)
     FROM (SELECT -(d.d <#> drift.evidence_inverse_times(p_model, d.d)) AS stat
           FROM (SELECT drift.evidence_features(p_model, drift.scale_vector(sum_cur, 1.0 / nullif(n_cur, 0))
                        - drift.scale_vector(sum_base, 1.0 / nullif(n_base, 0))) AS d) d) t,
@@ -5049,5 +5068,5 @@ END $$;
 
 CREATE TABLE IF NOT EXISTS drift.alembic_version (version_num varchar(32) NOT NULL CONSTRAINT alembic_version_pkc PRIMARY KEY);
 INSERT INTO drift.alembic_version (version_num) VALUES ('0016_whitened_window');
-INSERT INTO drift.code_layer (digest) VALUES ('6f765bf1585d72cabbd060453e8fe2fbf0fa2918586dff4e56bb931e3188524e');
+INSERT INTO drift.code_layer (digest) VALUES ('69918affca1fe1864e9b3abec0fada3b9d81fb07187103df2998714afa781ecf');
 COMMIT;

@@ -14,7 +14,16 @@ from psycopg.rows import dict_row
 
 import driftloop
 from tests.support import detection_stream as ds
-from tests.support.detection import HOUR, MINUTE, REAL_RATE, T0, log_real_hours, per_minute, set_baseline
+from tests.support.detection import (
+    HOUR,
+    MINUTE,
+    REAL_RATE,
+    T0,
+    baseline_sample,
+    log_real_hours,
+    per_minute,
+    set_baseline,
+)
 from tests.support.helpers import add_model
 from tests.support.real_embeddings import REAL_CASES, Corpus, RealCase, TopicSampler, ada_like, load_slice
 
@@ -63,8 +72,7 @@ def test_sql_folds_each_bucket_once_as_the_replayed_model_does(
     rows = evidence_rows(conn, model)
     assert [r["bucket"] for r in rows] == busy
 
-    sample = np.array([r[0] for r in conn.execute(
-        "SELECT embedding::real[] FROM drift.baseline_samples WHERE model = %s ORDER BY id", (model,)).fetchall()])
+    sample = baseline_sample(conn, model)
     expected, _ = ds.evidence(n, sums, ds.EvidenceBaseline.of(ref.astype(np.float64), sample))
     got = np.array([(r["statistic"], r["run_n"]) for r in rows])
     assert got[:, 0].max() > 0
@@ -100,8 +108,7 @@ def test_a_pause_longer_than_the_direction_window_empties_it(db_url: str, conn: 
     assert directionless and max(directionless) < resume + 25 * MINUTE
     assert all(r["z"] is not None for r in after if r["bucket"] >= resume + 25 * MINUTE)
 
-    sample = np.array([r[0] for r in conn.execute(
-        "SELECT embedding::real[] FROM drift.baseline_samples WHERE model = %s ORDER BY id", (model,)).fetchall()])
+    sample = baseline_sample(conn, model)
     expected, _ = ds.evidence(n, sums, ds.EvidenceBaseline.of(ref.astype(np.float64), sample))
     got = np.array([(r["statistic"], r["run_n"]) for r in rows])
     assert got[:, 0].max() > 0

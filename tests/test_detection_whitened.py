@@ -15,7 +15,7 @@ from psycopg.rows import dict_row
 
 import driftloop
 from tests.support import detection_stream as ds
-from tests.support.detection import HOUR, MINUTE, T0, log_real_hours, per_minute, report, set_baseline
+from tests.support.detection import HOUR, MINUTE, T0, baseline_sample, log_real_hours, per_minute, report, set_baseline
 from tests.support.helpers import add_model
 from tests.support.real_embeddings import REAL_CASES, Corpus, RealCase, TopicSampler, ada_like, load_slice
 
@@ -27,11 +27,6 @@ def calibration(conn: psycopg.Connection[Any], model: str) -> dict[str, Any]:
     row = cur.execute("SELECT * FROM drift.embedding_calibration WHERE model = %s", (model,)).fetchone()
     assert row is not None
     return row
-
-
-def baseline_sample(conn: psycopg.Connection[Any], model: str) -> np.ndarray:
-    return np.array([r[0] for r in conn.execute(
-        "SELECT embedding::real[] FROM drift.baseline_samples WHERE model = %s ORDER BY id", (model,)).fetchall()])
 
 
 @pytest.mark.parametrize("dims", [256, 1536])

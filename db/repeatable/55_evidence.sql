@@ -423,10 +423,9 @@ CREATE OR REPLACE FUNCTION drift.embedding_whitened_test(p_model text, n_cur big
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, public, extensions
 AS $$
-    SELECT t.stat, k.k1, k.nu,
-        drift.chi2_sf_real(k.nu + (t.stat - k.k1) * sqrt(2 * k.nu / k.k2), k.nu),
+    SELECT t.stat, k.k1, k.nu, drift.three_moment_sf(t.stat, k.k1, k.k2, k.nu),
         -- The statistic at which the test rejects at level: p_value < level exactly when T > it.
-        k.k1 + (drift.chi2_isf_real(level, k.nu) - k.nu) * sqrt(k.k2 / (2 * k.nu))
+        drift.three_moment_isf(level, k.k1, k.k2, k.nu)
     FROM (SELECT -(d.d <#> drift.evidence_inverse_times(p_model, d.d)) AS stat
           FROM (SELECT drift.evidence_features(p_model, drift.scale_vector(sum_cur, 1.0 / nullif(n_cur, 0))
                        - drift.scale_vector(sum_base, 1.0 / nullif(n_base, 0))) AS d) d) t,

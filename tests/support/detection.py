@@ -73,3 +73,9 @@ def per_minute(x: np.ndarray, times: list[datetime], start: datetime, minutes: i
     sums = np.zeros((minutes, x.shape[1]))
     np.add.at(sums, idx, x.astype(np.float64))
     return n, sums
+
+
+def baseline_sample(conn: psycopg.Connection[Any], model: str) -> np.ndarray:
+    """drift.baseline_samples of a model in id order: what the numpy models whiten."""
+    return np.array([r[0] for r in conn.execute(
+        "SELECT embedding::real[] FROM drift.baseline_samples WHERE model = %s ORDER BY id", (model,)).fetchall()])

@@ -8,6 +8,7 @@ rows and returns a p-value; ``seed_rule`` returns the seed's decision.
 from __future__ import annotations
 
 import numpy as np
+import numpy.typing as npt
 from scipy import stats
 
 SEED_CENTROID_THRESHOLD = 0.15
@@ -41,11 +42,19 @@ def mmd_permutation_p(ref: np.ndarray, cur: np.ndarray, rng: np.random.Generator
     return float((1 + np.sum(vals[1:] >= vals[0])) / (permutations + 1))
 
 
+def three_moment_logsf(stat: npt.ArrayLike, h: npt.ArrayLike, traces: tuple[float, float, float]) -> np.ndarray:
+    """ln P(T > stat) for a weighted chi-square T with cumulants tr^j h^j (times 1, 2, 8 for
+    j = 1, 2, 3), ``traces`` the tr^j: Pearson's three-moment fit, as drift.three_moment_sf.
+    Element-wise over arrays of stat and h."""
+    t1, t2, t3 = traces
+    nu = t2**3 / t3**2
+    s, h = np.asarray(stat, dtype=float), np.asarray(h, dtype=float)
+    return np.asarray(stats.chi2.logsf(nu + (s - t1 * h) * np.sqrt(nu / (t2 * h * h)), nu))
+
+
 def _three_moment_p(stat: float, h: float, traces: tuple[float, float, float]) -> float:
     """P(T > stat) for T = |mean difference|^2: a weighted chi-square matched in three cumulants."""
-    t1, t2, t3 = traces
-    k1, k2, nu = t1 * h, 2 * t2 * h * h, t2**3 / t3**2
-    return float(stats.chi2.sf(nu + (stat - k1) * np.sqrt(2 * nu / k2), nu))
+    return float(np.exp(three_moment_logsf(stat, h, traces)))
 
 
 def covariance_traces(x: np.ndarray) -> tuple[float, float, float]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from tests.support.detection_methods import ClusterShareTest, covariance_traces
+from tests.support.detection_methods import ClusterShareTest, covariance_traces, three_moment_logsf
 from tests.support.real_embeddings import RealCase, TopicSampler, ada_like
 
 MINUTES_PER_DAY = 1440
@@ -91,8 +91,6 @@ def scan_p(b: Buckets, base: Baseline, lengths: tuple[int, ...], start: int = 0)
     cs = np.vstack([np.zeros((1, b.sums.shape[1])), np.cumsum(b.sums, axis=0)])
     cc = np.vstack([np.zeros((1, b.cells.shape[1])), np.cumsum(b.cells, axis=0)])
     t = np.arange(start + 1, len(b.n) + 1)
-    t1, t2, t3 = base.traces
-    nu = t2**3 / t3**2
     ref = base.clusters.ref_counts.astype(float)
     out = []
     for L in lengths:
@@ -101,9 +99,7 @@ def scan_p(b: Buckets, base: Baseline, lengths: tuple[int, ...], start: int = 0)
         nn = np.maximum(n, 1)
         d = (cs[t] - cs[lo]) / nn[:, None] - base.mean
         stat = np.einsum("ij,ij->i", d, d)
-        h = base.dispersion * (1 / base.n + 1 / nn)
-        k1, k2 = t1 * h, 2 * t2 * h * h
-        p_mean = stats.chi2.sf(nu + (stat - k1) * np.sqrt(2 * nu / k2), nu)
+        p_mean = np.exp(three_moment_logsf(stat, base.dispersion * (1 / base.n + 1 / nn), base.traces))
         cur = cc[t] - cc[lo]
         tot = cur + ref
         na, nb = ref.sum(), cur.sum(axis=1)
@@ -293,25 +289,16 @@ def whitened_logp(n: np.ndarray, sums: np.ndarray, base: EvidenceBaseline, *, le
     mm = np.maximum(m, 1)
     d = (cs[t] - cs[lo]) / mm[:, None] - mu
     stat = np.einsum("ij,ij->i", d @ base.inverse, d)
-    out = whitened_null_logsf(stat, dispersion * (1 / base.n + 1 / mm), traces)
+    out = three_moment_logsf(stat, dispersion * (1 / base.n + 1 / mm), traces)
     out[m < min_n] = 0.0
     return out
-
-
-def whitened_null_logsf(stat: np.ndarray, h: np.ndarray, traces: tuple[float, float, float]) -> np.ndarray:
-    """ln P(T > stat) under the three-moment chi-square fit of the whitened statistic's null:
-    cumulants tr M^j h^j (``traces`` from whitened_traces), h the variance factor of d."""
-    t1, t2, t3 = traces
-    nu = t2**3 / t3**2
-    return stats.chi2.logsf(nu + (stat - t1 * h) * np.sqrt(nu / (t2 * h * h)), nu)
 
 
 def whitened_window_p(base: EvidenceBaseline, cur: np.ndarray) -> float:
     """p-value of the whitened mean test (whitened_logp's) on one window of rows ``cur``."""
     d = base.features(cur.mean(0)) - base.features(base.mean)
     stat = float(d @ base.inverse @ d)
-    return float(np.exp(whitened_null_logsf(np.asarray(stat), np.asarray(1 / base.n + 1 / len(cur)),
-                                            whitened_traces(base))))
+    return float(np.exp(three_moment_logsf(stat, 1 / base.n + 1 / len(cur), whitened_traces(base))))
 
 
 def look_alpha(window_buckets: float, *, streams: int = 5, interval_buckets: float = 30 * MINUTES_PER_DAY,
